@@ -1,0 +1,1 @@
+"""Evaluation: frame scoring, metrics, perturbations, tables and plots, the suite runner."""

@@ -1,0 +1,1 @@
+"""Online FIA-USA: masks (MTMS), reconstruction choice (MMR), transforms, blending (RAC), datasets."""

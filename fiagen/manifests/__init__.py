@@ -1,0 +1,1 @@
+"""Where data lives: training sources, evaluation suites, shipped split lists, manifest schema."""

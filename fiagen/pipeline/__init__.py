@@ -1,0 +1,1 @@
+"""Offline precompute: video sampling, faces and landmarks, reconstructions, shards, the Ray plan."""

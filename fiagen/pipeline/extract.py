@@ -1,0 +1,129 @@
+"""Per-video work of precompute: sampled frames -> chosen face -> landmarks -> face-context crop."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from fiagen.pipeline.faces import Detection, FaceLandmarker, choose_face, expand_box
+from fiagen.pipeline.landmarks import landmarks81
+from fiagen.pipeline.shards import FrameRecord
+from fiagen.pipeline.video import DecodeError, frame_count, is_image, read_frames, sample_indices
+
+# Face-context crop around the detector box, in fractions of the box: left, top, right, bottom.
+CROP_MARGINS = (0.5, 1.0, 0.5, 0.4)
+TIMED_STEPS = ("decode", "detect", "mesh", "crop")
+
+
+@dataclass
+class VideoResult:
+    """What one video gave: stored frames, counts, time per step, and the failure reason if it failed."""
+
+    video_id: str
+    path: str
+    split: str
+    records: list[FrameRecord] = field(default_factory=list)
+    failure: str | None = None
+    frames_sampled: int = 0
+    frames_no_face: int = 0
+    frames_no_landmarks: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMED_STEPS, 0.0))
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "frames_sampled": self.frames_sampled,
+            "frames_stored": len(self.records),
+            "frames_no_face": self.frames_no_face,
+            "frames_no_landmarks": self.frames_no_landmarks,
+        }
+
+
+def _stopwatch(totals: dict[str, float]):
+    """A context-manager factory that adds the seconds spent in each block to totals[step]."""
+
+    @contextmanager
+    def timed(step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            totals[step] += time.perf_counter() - start
+
+    return timed
+
+
+def face_crop(frame: np.ndarray, det: Detection, mesh: np.ndarray, frame_index: int, n_faces: int,
+              video_id: str) -> FrameRecord:
+    """The face-context crop at native resolution with its box and landmarks in crop pixels."""
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = expand_box(det.box, *CROP_MARGINS, w, h)
+    offset = np.array([x0, y0], dtype=np.float32)
+    mesh_crop = mesh.copy()
+    mesh_crop[:, :2] -= offset
+    face_box = np.array(det.box, dtype=np.float32) - np.tile(offset, 2)
+    return FrameRecord(
+        video_id=video_id,
+        frame_index=frame_index,
+        n_faces=n_faces,
+        det_score=det.score,
+        crop_box=(x0, y0, x1, y1),
+        frame_size=(h, w),
+        face_box=face_box,
+        landmarks81=landmarks81(mesh_crop),
+        mesh478=mesh_crop,
+        image=np.ascontiguousarray(frame[y0:y1, x0:x1]),
+    )
+
+
+def extract_video(video_id: str, path: Path, split: str, n_frames: int) -> VideoResult:
+    """Sample `n_frames` frames of a video (or the one frame of an image) and keep each frame's face.
+
+    Never raises for bad media: a file that cannot be decoded, or in which no sampled frame has a face
+    with landmarks, comes back with `failure` set and no records.
+    """
+    result = VideoResult(video_id, str(path), split)
+    timed = _stopwatch(result.seconds)
+    try:
+        with timed("decode"):
+            total = 1 if is_image(path) else frame_count(path)
+        if total <= 0:
+            raise DecodeError("no frames (empty or zero-frame video)")
+        indices = sample_indices(total, n_frames)
+        result.frames_sampled = len(indices)
+        previous: Detection | None = None
+        with FaceLandmarker() as faces:
+            frames = iter(read_frames(path, indices))
+            while True:
+                with timed("decode"):
+                    item = next(frames, None)
+                if item is None:
+                    break
+                index, frame = item
+                with timed("detect"):
+                    detections = faces.detect(frame)
+                if not detections:
+                    result.frames_no_face += 1
+                    continue
+                previous = choose_face(detections, previous)
+                with timed("mesh"):
+                    mesh = faces.mesh(frame, previous.box)
+                if mesh is None:
+                    result.frames_no_landmarks += 1
+                    continue
+                with timed("crop"):
+                    result.records.append(face_crop(frame, previous, mesh, index, len(detections), video_id))
+    except DecodeError as err:
+        result.failure = str(err)
+        result.records = []
+    except Exception as err:  # noqa: BLE001 - any decoder/model error is this video's failure, not the run's
+        result.failure = f"{type(err).__name__}: {err}"
+        result.records = []
+    if result.failure is None and not result.records:
+        result.failure = (f"no face with landmarks in any of {result.frames_sampled} sampled frames "
+                          f"({result.frames_no_face} without a detected face)")
+    return result

@@ -1,0 +1,279 @@
+"""HDF5 shards: the on-disk format between precompute and every later stage.
+
+Schema (version 1), one file per shard, `out/shards/<split>/<shard_id>.h5`:
+
+file attributes
+    schema_version (int), split, shard_id, fiagen_version, ae_id, sr_id (reconstructor ids, "none"
+    when absent), compression ("none" or "gzip"), videos (JSON list of the planned video ids), failures (JSON list of
+    {"video_id", "path", "reason"}), video_stats (JSON {video_id: {"frames_sampled", "frames_stored",
+    "frames_no_face", "frames_no_landmarks"}}).
+per-row datasets (N rows, one per stored frame, in video then frame order)
+    video_id (N,) str; frame_index (N,) int64; n_faces (N,) int16; det_score (N,) float32;
+    crop_box (N, 4) int32: x0, y0, x1, y1 of the crop in the source frame (its offset is x0, y0);
+    frame_size (N, 2) int32: source frame height, width;
+    face_box (N, 4) float32: detector box x0, y0, x1, y1 in crop pixels;
+    landmarks81 (N, 81, 2) float32 and mesh478 (N, 478, 3) float32 in crop pixels
+    (see fiagen.pipeline.landmarks for the layouts);
+    ae_ok, sr_ok (N,) bool: the reconstruction of that row is present and valid.
+images (ragged storage: one dataset per row, one chunk per dataset, gzip, lossless)
+    image/<row>, ae/<row>, sr/<row>: uint8 (H, W, 3) RGB, the same H, W for one row, stored raw or
+    gzip-compressed (the `compression` setting: raw reads ~10x faster, gzip is ~3x smaller); ae/ and sr/
+    exist only when a reconstructor ran; a row whose reconstruction failed has ae_ok/sr_ok False
+    and no dataset under that group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import h5py
+import numpy as np
+
+from fiagen import __version__
+from fiagen.errors import FiagenError
+
+SCHEMA_VERSION = 1
+IMAGE_KINDS = ("image", "ae", "sr")
+COMPRESSIONS = ("none", "gzip")
+GZIP_LEVEL = 1
+
+
+class ShardError(FiagenError):
+    """A shard that is missing, unreadable, of another schema, or not the file its checksum names."""
+
+
+@dataclass
+class FrameRecord:
+    """Everything stored for one frame: the face-context crop and its geometry in crop pixels."""
+
+    video_id: str
+    frame_index: int
+    n_faces: int
+    det_score: float
+    crop_box: tuple[int, int, int, int]
+    frame_size: tuple[int, int]
+    face_box: np.ndarray  # (4,)
+    landmarks81: np.ndarray  # (81, 2)
+    mesh478: np.ndarray  # (478, 3)
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    ae: np.ndarray | None = None
+    sr: np.ndarray | None = None
+
+
+@dataclass
+class ShardContent:
+    """The rows of one shard plus what the shard says about the videos planned into it."""
+
+    split: str
+    shard_id: str
+    videos: list[str]
+    records: list[FrameRecord] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    video_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    ae_id: str = "none"
+    sr_id: str = "none"
+    compression: str = "none"
+
+
+def shard_name(index: int) -> str:
+    """The file stem of the index-th shard of a split."""
+    return f"{index:05d}"
+
+
+def row_key(row: int) -> str:
+    return f"{row:06d}"
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_path(path: Path) -> Path:
+    """The sidecar that holds a complete shard's sha256."""
+    return path.with_suffix(path.suffix + ".sha256")
+
+
+def _image_dataset(group: h5py.Group, row: int, array: np.ndarray, compression: str) -> None:
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    gzip = compression == "gzip"
+    group.create_dataset(row_key(row), data=array, chunks=array.shape, track_times=False,
+                         compression="gzip" if gzip else None, compression_opts=GZIP_LEVEL if gzip else None)
+
+
+def write_shard(path: Path, content: ShardContent) -> str:
+    """Write a shard atomically (temp name, fsync, rename) and its checksum sidecar; return the sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    recs = content.records
+    n = len(recs)
+    with h5py.File(tmp, "w", libver="latest") as f:
+        f.attrs.update(
+            schema_version=SCHEMA_VERSION,
+            split=content.split,
+            shard_id=content.shard_id,
+            fiagen_version=__version__,
+            ae_id=content.ae_id,
+            sr_id=content.sr_id,
+            compression=content.compression,
+            videos=json.dumps(content.videos),
+            failures=json.dumps(content.failures),
+            video_stats=json.dumps(content.video_stats, sort_keys=True),
+        )
+        columns = {
+            "video_id": np.array([r.video_id for r in recs], dtype=object),
+            "frame_index": np.array([r.frame_index for r in recs], dtype=np.int64),
+            "n_faces": np.array([r.n_faces for r in recs], dtype=np.int16),
+            "det_score": np.array([r.det_score for r in recs], dtype=np.float32),
+            "crop_box": np.array([r.crop_box for r in recs], dtype=np.int32).reshape(n, 4),
+            "frame_size": np.array([r.frame_size for r in recs], dtype=np.int32).reshape(n, 2),
+            "face_box": np.array([r.face_box for r in recs], dtype=np.float32).reshape(n, 4),
+            "landmarks81": np.array([r.landmarks81 for r in recs], dtype=np.float32).reshape(n, 81, 2),
+            "mesh478": np.array([r.mesh478 for r in recs], dtype=np.float32).reshape(n, 478, 3),
+            "ae_ok": np.array([r.ae is not None for r in recs], dtype=bool),
+            "sr_ok": np.array([r.sr is not None for r in recs], dtype=bool),
+        }
+        for name, values in columns.items():
+            dtype = h5py.string_dtype() if name == "video_id" else values.dtype
+            f.create_dataset(name, data=values, dtype=dtype, track_times=False)
+        present = {"image": True, "ae": content.ae_id != "none", "sr": content.sr_id != "none"}
+        groups = {kind: f.create_group(kind) for kind in IMAGE_KINDS if present[kind]}
+        for row, rec in enumerate(recs):
+            _image_dataset(groups["image"], row, rec.image, content.compression)
+            for kind in ("ae", "sr"):
+                variant = getattr(rec, kind)
+                if variant is None:
+                    continue
+                if variant.shape != rec.image.shape:
+                    raise ValueError(f"{kind} of {rec.video_id}:{rec.frame_index} has shape {variant.shape}, "
+                                     f"the frame has {rec.image.shape}")
+                _image_dataset(groups[kind], row, variant, content.compression)
+        f.flush()
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    digest = sha256_file(path)
+    checksum_path(path).write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def recorded_checksum(path: Path) -> str | None:
+    """The sha256 its sidecar records for a shard, or None when there is no sidecar."""
+    side = checksum_path(Path(path))
+    if not side.exists():
+        return None
+    text = side.read_text().split()
+    return text[0] if text else None
+
+
+def shard_is_complete(path: Path) -> bool:
+    """True when the shard exists, has a checksum sidecar, and its bytes match it."""
+    path = Path(path)
+    expected = recorded_checksum(path)
+    return path.exists() and expected is not None and sha256_file(path) == expected
+
+
+PER_ROW_FIELDS = ("video_id", "frame_index", "n_faces", "det_score", "crop_box", "frame_size", "face_box",
+                  "ae_ok", "sr_ok")
+
+
+class ShardReader:
+    """Random access to one shard's rows. Opens the file lazily, so it can be made before a fork and
+    used in DataLoader workers (each process opens its own handle)."""
+
+    def __init__(self, path: Path | str, expected_sha256: str | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ShardError(f"shard not found: {self.path}")
+        if expected_sha256 is not None and sha256_file(self.path) != expected_sha256:
+            raise ShardError(f"shard {self.path} does not match its recorded sha256 (changed or corrupt)")
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+        with h5py.File(self.path, "r") as f:
+            version = int(f.attrs.get("schema_version", -1))
+            if version != SCHEMA_VERSION:
+                raise ShardError(f"shard {self.path} has schema version {version}, this fiagen reads {SCHEMA_VERSION}")
+            self.attrs: dict[str, Any] = {k: _attr(v) for k, v in f.attrs.items()}
+            self.n_rows = int(f["frame_index"].shape[0])
+            self.kinds = tuple(k for k in IMAGE_KINDS if k in f)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_file"] = None
+        state["_pid"] = None
+        return state
+
+    @property
+    def file(self) -> h5py.File:
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+    def _check_row(self, row: int) -> None:
+        if not 0 <= row < self.n_rows:
+            raise ShardError(f"row {row} is outside shard {self.path} ({self.n_rows} rows)")
+
+    def image(self, row: int, kind: str = "image") -> np.ndarray:
+        """The (H, W, 3) uint8 RGB crop of a row; kind is image, ae or sr."""
+        self._check_row(row)
+        if kind not in self.kinds:
+            raise ShardError(f"shard {self.path} holds no '{kind}' images (it has {', '.join(self.kinds)})")
+        group = self.file[kind]
+        key = row_key(row)
+        if key not in group:
+            raise ShardError(f"row {row} of {self.path} has no '{kind}' image (its reconstruction failed)")
+        return group[key][()]
+
+    def row(self, row: int) -> dict[str, Any]:
+        """A row's geometry and ids (everything but the images)."""
+        self._check_row(row)
+        f = self.file
+        out = {name: f[name][row] for name in PER_ROW_FIELDS}
+        out["video_id"] = _attr(out["video_id"])
+        out["landmarks81"] = f["landmarks81"][row]
+        out["mesh478"] = f["mesh478"][row]
+        return out
+
+    def table(self) -> dict[str, np.ndarray]:
+        """Every per-row field as whole arrays (no images), for manifests."""
+        f = self.file
+        out = {name: f[name][()] for name in PER_ROW_FIELDS}
+        out["video_id"] = np.array([_attr(v) for v in out["video_id"]], dtype=object)
+        return out
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_shard_meta(path: Path) -> dict[str, Any]:
+    """A shard's attributes with the JSON ones decoded."""
+    reader = ShardReader(path)
+    meta = dict(reader.attrs)
+    for key in ("videos", "failures", "video_stats"):
+        meta[key] = json.loads(meta[key])
+    meta["n_rows"] = reader.n_rows
+    return meta
+

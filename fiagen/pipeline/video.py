@@ -1,0 +1,75 @@
+"""Frame sampling and sequential decoding of videos and still images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".webm", ".mkv"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+class DecodeError(Exception):
+    """A video or image that cannot be read as asked; the message is the recorded reason."""
+
+
+def sample_indices(n_frames: int, k: int) -> np.ndarray:
+    """`k` frame indices spread uniformly over `n_frames` (linspace, rounded, duplicates removed)."""
+    if n_frames <= 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.round(np.linspace(0, n_frames - 1, k)).astype(np.int64))
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def frame_count(path: Path) -> int:
+    """The container's frame count; counts by decoding when the container does not say."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise DecodeError("cannot open video (corrupt or unsupported container)")
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if n > 0:
+            return n
+        n = 0
+        while cap.grab():
+            n += 1
+        return n
+    finally:
+        cap.release()
+
+
+def read_frames(path: Path, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (index, RGB uint8 frame) for sorted `indices`, decoding sequentially without seeking.
+
+    Raises DecodeError when the stream ends before the last index (a truncated file).
+    """
+    if is_image(path):
+        if list(indices) != [0]:
+            raise DecodeError("an image has one frame (index 0)")
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DecodeError("cannot decode image")
+        yield 0, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise DecodeError("cannot open video (corrupt or unsupported container)")
+        current = -1
+        for target in indices:
+            while current < target:
+                if not cap.grab():
+                    raise DecodeError(f"truncated: stream ended after {current + 1} frames, needed frame {target}")
+                current += 1
+            ok, frame = cap.retrieve()
+            if not ok or frame is None:
+                raise DecodeError(f"cannot decode frame {target}")
+            yield int(target), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()

@@ -1,0 +1,1 @@
+"""Training: backbone + AFFS + FPN + head, the RCR losses, the SAM loop, checkpoints."""
