@@ -4,7 +4,8 @@ Image orientation throughout: x grows to the right of the picture, y grows downw
 means the picture's left (the subject's right side), as in dlib's 68-point layout.
 
 The 81-point layout is dlib's 68 points followed by 13 forehead points ordered as one arc from the
-picture's left temple to its right temple (points 68..80). The micro-mask regions (eyes, mouth) are
+picture's left to its right (points 68..80): the top of mediapipe's face oval from mesh point 21 (above
+the left brow's outer end) over 10 (top centre) to 251, resampled to 13 points equally spaced along it. The micro-mask regions (eyes, mouth) are
 given as mesh contours, richer than the 81-point subsets.
 """
 
@@ -30,10 +31,9 @@ DLIB68_FROM_MESH: tuple[int, ...] = (
     78, 81, 13, 311, 308, 402, 14, 178,
 )
 
-# 68-80: the top of mediapipe's face oval, one arc from the left temple over the hairline to the right.
-FOREHEAD_FROM_MESH: tuple[int, ...] = (162, 21, 54, 103, 67, 109, 10, 338, 297, 332, 284, 251, 389)
-
-LANDMARKS81_FROM_MESH: tuple[int, ...] = DLIB68_FROM_MESH + FOREHEAD_FROM_MESH
+# 68-80 come from this polyline (the upper face oval, left to right), resampled to FOREHEAD_POINTS points.
+FOREHEAD_ARC_MESH: tuple[int, ...] = (21, 54, 103, 67, 109, 10, 338, 297, 332, 284, 251)
+FOREHEAD_POINTS = 13
 
 # Named index ranges into the 81-point layout.
 JAW81 = tuple(range(0, 17))
@@ -61,9 +61,18 @@ MOUTH_MESH: tuple[int, ...] = (
 # (leftmost, rightmost, topmost, bottommost), so they need no fixed indices.
 
 
+def forehead_arc(mesh: np.ndarray) -> np.ndarray:
+    """FOREHEAD_POINTS (x, y) points equally spaced along the FOREHEAD_ARC_MESH polyline."""
+    line = np.asarray(mesh, dtype=np.float64)[list(FOREHEAD_ARC_MESH), :2]
+    along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
+    at = np.linspace(0.0, along[-1], FOREHEAD_POINTS)
+    return np.stack([np.interp(at, along, line[:, 0]), np.interp(at, along, line[:, 1])], axis=1)
+
+
 def landmarks81(mesh: np.ndarray) -> np.ndarray:
     """The 81-point dlib-style layout (x, y) from a (478, 2|3) mesh array."""
-    return np.asarray(mesh, dtype=np.float32)[list(LANDMARKS81_FROM_MESH), :2].copy()
+    dlib68 = np.asarray(mesh, dtype=np.float64)[list(DLIB68_FROM_MESH), :2]
+    return np.concatenate([dlib68, forehead_arc(mesh)]).astype(np.float32)
 
 
 def region_points(mesh: np.ndarray, region: tuple[int, ...]) -> np.ndarray:

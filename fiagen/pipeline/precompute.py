@@ -159,7 +159,7 @@ def _run_shards(cfg: PrecomputeConfig, out: Path, todo: list[ShardPlan], concurr
             rate = frames_done / max(1e-9, time.perf_counter() - start)
             bar.update(task, completed=len(summaries), rate=f"{rate:.1f} frames/s")
         written = ray.get(writers)
-    return {"videos": summaries, "written": written}
+    return {"videos": summaries, "written": written, "process_s": time.perf_counter() - start}
 
 
 def precompute(cfg: PrecomputeConfig) -> PrecomputeReport:
@@ -171,7 +171,7 @@ def precompute(cfg: PrecomputeConfig) -> PrecomputeReport:
     plans = plan_shards(listing, cfg.splits, cfg.frames, cfg.shard_size)
     todo = [p for p in plans if not is_done(out, p)]
     wall_start = time.perf_counter()
-    run: dict[str, Any] = {"videos": {}, "written": []}
+    run: dict[str, Any] = {"videos": {}, "written": [], "process_s": 0.0}
     concurrency = 0
     if todo:
         with ray_session(cfg.address, cfg.workers) as concurrency:
@@ -230,8 +230,9 @@ def _report(cfg: PrecomputeConfig, listing: SourceListing, fingerprint: dict[str
         "shards": shards,
         "timings": {
             "wall_s": wall,
+            "process_s": run["process_s"],
             "frames_processed": frames_processed,
-            "frames_per_s": frames_processed / wall if frames_processed and wall > 0 else 0.0,
+            "frames_per_s": frames_processed / run["process_s"] if frames_processed else 0.0,
             **{f"{k}_s": v for k, v in seconds.items()},
             "write_s": sum(w["write_s"] for w in run["written"]),
         },

@@ -1,0 +1,5 @@
+"""`python -m fiagen` is the `fiagen` command."""
+
+from fiagen.cli import main
+
+main()
