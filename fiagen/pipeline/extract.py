@@ -6,7 +6,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -33,6 +33,8 @@ class VideoResult:
     frames_no_face: int = 0
     frames_no_landmarks: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMED_STEPS, 0.0))
+    # Failures of single stored frames in later steps (a reconstructor): video_id, path, frame_index, stage, reason.
+    frame_failures: list[dict[str, Any]] = field(default_factory=list)
 
     def stats(self) -> dict[str, int]:
         return {

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from skimage.metrics import peak_signal_noise_ratio
 
 from fiagen.manifests.manifest import read_manifest, read_run_report
 from fiagen.pipeline.landmarks import FOREHEAD81
@@ -55,8 +56,34 @@ def draw_landmarks(image: np.ndarray, face_box: np.ndarray, landmarks81: np.ndar
     return canvas
 
 
+def _titled(panel: np.ndarray, title: str) -> np.ndarray:
+    """A panel under a black bar that holds its title in white."""
+    height = max(18, panel.shape[0] // 12)
+    bar = np.zeros((height, panel.shape[1], 3), dtype=np.uint8)
+    scale = height / 40
+    cv2.putText(bar, title, (4, int(height * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                max(1, int(round(scale * 2))), cv2.LINE_AA)
+    return np.vstack([bar, panel])
+
+
+def side_by_side(drawn: np.ndarray, original: np.ndarray,
+                 variants: dict[str, np.ndarray | None]) -> tuple[np.ndarray, dict[str, float | None]]:
+    """The drawn original | each reconstruction (AE, SR), titled with its PSNR (dB) against the original;
+    a reconstruction that failed (None) is a grey panel titled 'failed'. Returns the image and the PSNRs."""
+    panels, psnrs = [_titled(drawn, "original")], {}
+    for kind, image in variants.items():
+        if image is None:
+            psnrs[kind] = None
+            panels.append(_titled(np.full_like(original, 128), f"{kind.upper()} failed"))
+        else:
+            psnrs[kind] = float(peak_signal_noise_ratio(original, image, data_range=255))
+            panels.append(_titled(image, f"{kind.upper()} {psnrs[kind]:.2f} dB"))
+    return np.hstack(panels), psnrs
+
+
 def draw_frames(out: Path, n: int, to: Path, seed: int = 0) -> list[Path]:
-    """Draw `n` manifest frames (a seeded pick spread over the manifest) as PNGs in `to`."""
+    """Draw `n` manifest frames (a seeded pick spread over the manifest) as PNGs in `to`; when the shards
+    hold reconstructions, each PNG shows original | AE | SR with their PSNRs."""
     manifest = read_manifest(out)
     if manifest.empty:
         return []
@@ -69,7 +96,12 @@ def draw_frames(out: Path, n: int, to: Path, seed: int = 0) -> list[Path]:
         row = manifest.iloc[int(i)]
         reader = readers.setdefault(row["shard"], ShardReader(out / row["shard"]))
         geometry = reader.row(int(row["row"]))
-        canvas = draw_landmarks(reader.image(int(row["row"])), geometry["face_box"], geometry["landmarks81"])
+        original = reader.image(int(row["row"]))
+        canvas = draw_landmarks(original, geometry["face_box"], geometry["landmarks81"])
+        variants = {kind: reader.image(int(row["row"]), kind) if geometry[f"{kind}_ok"] else None
+                    for kind in ("ae", "sr") if kind in reader.kinds}
+        if variants:
+            canvas, _ = side_by_side(canvas, original, variants)
         path = to / f"{row['split']}_{str(row['video_id']).replace('/', '_')}_{int(row['frame_index']):06d}.png"
         cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
         written.append(path)

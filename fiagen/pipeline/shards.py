@@ -5,7 +5,8 @@ Schema (version 1), one file per shard, `out/shards/<split>/<shard_id>.h5`:
 file attributes
     schema_version (int), split, shard_id, fiagen_version, ae_id, sr_id (reconstructor ids, "none"
     when absent), compression ("none" or "gzip"), videos (JSON list of the planned video ids), failures (JSON list of
-    {"video_id", "path", "reason"}), video_stats (JSON {video_id: {"frames_sampled", "frames_stored",
+    {"video_id", "path", "reason"}: a failed video; entries that also have "frame_index" and "stage" ("ae" or
+    "sr") are single frames a reconstructor failed on, whose ae_ok/sr_ok is False), video_stats (JSON {video_id: {"frames_sampled", "frames_stored",
     "frames_no_face", "frames_no_landmarks"}}).
 per-row datasets (N rows, one per stored frame, in video then frame order)
     video_id (N,) str; frame_index (N,) int64; n_faces (N,) int16; det_score (N,) float32;
