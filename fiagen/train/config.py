@@ -1,0 +1,221 @@
+"""Every setting of `fiagen train` in one dataclass: defaults, YAML files, command-line overrides.
+
+Precedence, lowest first: the defaults below, the run folder's saved `config.yaml` (only with
+`--resume`), the `--config` YAML file, then options given on the command line. `resolve_config`
+returns the one resolved view that is printed by `--dry-run` and saved as `RUN/config.yaml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from fiagen.errors import FiagenError
+
+ABLATIONS = ("full", "no_mtms", "no_sr", "no_ae", "sbi")
+CONFIG_NAME = "config.yaml"
+
+
+class ConfigError(FiagenError):
+    """A config file or option value that cannot be used; the message names the key."""
+
+
+def _opt(default: Any, help: str, **click_kwargs: Any) -> Any:
+    return field(default=default, metadata={"help": help, **click_kwargs})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run (see `fiagen train --help`; paper defaults in brackets)."""
+
+    shards: str | None = _opt(None, "Precompute output folder (manifest + shards/) to train on.")
+    run: str | None = _opt(None, "Run folder for checkpoints, logs and config. Default: "
+                                 "runs/<shards folder name>-<backbone>.")
+    backbone: str = _opt("efficientnet_b4", "Any timm model name (efficientnet_b4 [paper], efficientnet_b1, "
+                                            "resnet50, resnet101, ...).")
+    pretrained: str = _opt("none", "Backbone init: 'timm' (hub weights, downloads), a local file "
+                                   "(state dict or .safetensors), or 'none' (random init: results will be poor).")
+    size: int = _opt(380, "Input side in pixels.")
+    epochs: int = _opt(50, "Training epochs [50].")
+    batch_size: int = _opt(12, "Pairs (real + fake) per step and worker [12].")
+    lr: float = _opt(1e-3, "SGD learning rate under SAM [0.001].")
+    momentum: float = _opt(0.9, "SGD momentum [0.9].")
+    weight_decay: float = _opt(0.0, "SGD weight decay.")
+    rho: float = _opt(0.05, "SAM neighbourhood radius [0.05].")
+    decay_from: float = _opt(0.75, "Fraction of the steps after which the LR decays linearly to 0 "
+                                   "(SBI: the last quarter).")
+    lambdas: tuple[float, float, float] = _opt((1.0, 2.5, 0.25), "Loss weights BCE,PCR,ICR [1,2.5,0.25]; 0 turns "
+                                                                 "a term off (PCR and ICR both 0: no FPN).")
+    tau: float = _opt(0.7, "RCR temperature [0.7].")
+    boundary: tuple[float, float] = _opt((0.1, 0.9), "LOW,HIGH: on the mask resized to the FPN map, pixels "
+                                                     "<= LOW*peak are outside, >= HIGH*peak inside, the rest "
+                                                     "(the boundary) is dropped from RCR.")
+    affs: bool = _opt(True, "AFFS channel selection before the FPN (off: the FPN sees every channel).")
+    affs_batches: int | None = _opt(None, "Batches of pairs AFFS ranks channels on. Default: 5 passes "
+                                          "over the training set [paper].")
+    affs_ratio: float = _opt(0.75, "Channels AFFS keeps per stage for backbones without a Table 7 row.")
+    fpn_channels: int | None = _opt(None, "FPN width. Default: 196 for ResNets, else 128 [paper].")
+    ablation: str = _opt("full", "Pseudo-fake ablation (Table 6a): " + ", ".join(ABLATIONS) + ".")
+    seed: int = _opt(0, "Seed of every random choice (pseudo-fakes, order, init).")
+    loader_workers: int = _opt(4, "DataLoader processes per training worker (0: in the main process).")
+    val_limit: int | None = _opt(None, "Validate on the first N val frames only (quick tries). Default: all.")
+    val_every: int = _opt(1, "Validate every N epochs (and always after the last).")
+    save_every: int = _opt(0, "Also write last.pt every N steps (0: at epoch ends only).")
+    max_nonfinite: int = _opt(20, "Stop after this many steps skipped for a non-finite loss.")
+    device: str = _opt("auto", "auto (CUDA when available), cpu, cuda, cuda:N.")
+    amp: bool = _opt(True, "bfloat16 autocast on CUDA (ignored on CPU).")
+    channels_last: bool = _opt(True, "channels_last memory format on CUDA (ignored on CPU).")
+    drop_rate: float = _opt(0.0, "Dropout before the classifier.")
+    drop_path_rate: float = _opt(0.0, "Stochastic depth rate of the backbone.")
+    workers: int = _opt(1, "Ray Train data-parallel workers (1: one local process, no Ray).")
+    gpus_per_worker: float = _opt(0.0, "GPUs per Ray Train worker (0: CPU workers).")
+    address: str | None = _opt(None, "Ray cluster address for --workers > 1 ('auto' on a cluster node). "
+                                     "Default: a local Ray.")
+    resume: bool = _opt(False, "Continue RUN/last.pt exactly (model, optimizer, schedule, RNG, step).")
+    quiet: bool = _opt(False, "No progress bar.")
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.size >= 32, "size must be >= 32"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.lr > 0 and self.rho >= 0 and self.tau > 0, "lr and tau must be > 0, rho >= 0"),
+            (0.0 <= self.decay_from <= 1.0, "decay_from must be in [0, 1]"),
+            (len(self.lambdas) == 3 and all(v >= 0 for v in self.lambdas), "lambdas must be 3 numbers >= 0"),
+            (len(self.boundary) == 2 and 0.0 <= self.boundary[0] < self.boundary[1] <= 1.0,
+             "boundary must be LOW,HIGH with 0 <= LOW < HIGH <= 1"),
+            (0.0 < self.affs_ratio <= 1.0, "affs_ratio must be in (0, 1]"),
+            (self.ablation in ABLATIONS, f"ablation must be one of {', '.join(ABLATIONS)}"),
+            (self.workers >= 1 and self.gpus_per_worker >= 0, "workers must be >= 1, gpus_per_worker >= 0"),
+            (self.loader_workers >= 0 and self.val_every >= 1 and self.save_every >= 0, "bad loader/val/save count"),
+            (self.max_nonfinite >= 1, "max_nonfinite must be >= 1"),
+        ]
+        bad = [msg for ok, msg in checks if not ok]
+        if bad:
+            raise ConfigError("; ".join(bad))
+
+    @property
+    def uses_rcr(self) -> bool:
+        """Whether any region loss (PCR, ICR) is on, i.e. whether the FPN is built."""
+        return self.lambdas[1] > 0 or self.lambdas[2] > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML/JSON-safe values (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _number_tuple(value: Any, n: int, name: str) -> tuple[float, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        out = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {n} comma-separated numbers, got {value!r}") from None
+    if len(out) != n:
+        raise ConfigError(f"{name}: expected {n} numbers, got {len(out)} ({value!r})")
+    return out
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """One config value converted to the field's type, or a ConfigError naming the key."""
+    if name == "lambdas":
+        return _number_tuple(value, 3, name)
+    if name == "boundary":
+        return _number_tuple(value, 2, name)
+    default = FIELDS[name].default
+    if value is None:
+        return None
+    kind = type(default) if default is not None else str
+    if name in ("affs_batches", "val_limit", "fpn_channels"):
+        kind = int
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "yes", "1")
+            return bool(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Settings from a YAML mapping (keys as in `--help`, dashes or underscores), checked and typed."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read config {p}: {err}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {p} must be a mapping of option: value")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELDS:
+            raise ConfigError(f"config {p}: unknown key {key!r} (see fiagen train --help)")
+        out[name] = _coerce(name, value)
+    return out
+
+
+def default_run(shards: str, backbone: str) -> str:
+    """runs/<shards folder name>-<backbone>."""
+    return str(Path("runs") / f"{Path(shards).resolve().name}-{backbone}")
+
+
+def resolve_config(cli: Mapping[str, Any], config_file: str | None = None) -> TrainConfig:
+    """Merge defaults < saved RUN/config.yaml (on resume) < config file < explicit command-line values."""
+    values: dict[str, Any] = read_yaml(config_file) if config_file else {}
+    values.update({k: _coerce(k, v) for k, v in cli.items()})
+    if values.get("resume"):
+        shards, backbone = values.get("shards"), values.get("backbone", FIELDS["backbone"].default)
+        run = values.get("run") or (default_run(shards, backbone) if shards else None)
+        saved = Path(run) / CONFIG_NAME if run else None
+        if saved is None or not saved.is_file():
+            raise ConfigError(f"--resume: no {CONFIG_NAME} in the run folder {run!r}")
+        values = {**read_yaml(saved), **values}
+    if not values.get("shards"):
+        raise ConfigError("--shards is required (the precompute output folder)")
+    if not values.get("run"):
+        values["run"] = default_run(values["shards"], values.get("backbone", FIELDS["backbone"].default))
+    return TrainConfig(**values)
+
+
+def config_yaml(cfg: TrainConfig) -> str:
+    """The resolved config as YAML text (readable by --config)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def write_config(cfg: TrainConfig, path: Path) -> None:
+    """Save the resolved config as `path` (YAML)."""
+    path.write_text(config_yaml(cfg))
+
+
+def click_options(func: Callable) -> Callable:
+    """Decorate a click command with one option per TrainConfig field (help and default from the field)."""
+    import click
+
+    for f in reversed(fields(TrainConfig)):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if isinstance(default, bool):
+            opt = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=default, help=f.metadata["help"])
+            if f.name in ("resume", "quiet"):
+                opt = click.option(flag, f.name, is_flag=True, default=default, help=f.metadata["help"])
+        elif isinstance(default, tuple):
+            opt = click.option(flag, f.name, default=",".join(f"{v:g}" for v in default), help=f.metadata["help"])
+        else:
+            kind = {int: int, float: float}.get(type(default), str)
+            if f.name in ("affs_batches", "val_limit", "fpn_channels"):
+                kind = int
+            opt = click.option(flag, f.name, default=default, type=kind, help=f.metadata["help"])
+        func = opt(func)
+    return func

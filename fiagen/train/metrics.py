@@ -1,0 +1,73 @@
+"""Run metrics: one CSV row per step (`steps.csv`), one per epoch (`metrics.csv`), and TensorBoard (`tb/`).
+
+On resume, rows after the checkpoint's step (written by the interrupted run) are dropped first, so each
+step appears once.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+STEP_FIELDS = ("step", "epoch", "loss", "bce", "pcr", "icr", "lr", "pairs_per_s", "data_wait_s", "skipped")
+EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_bce", "train_pcr", "train_icr", "val_auc", "val_loss", "lr",
+                "pairs_per_s", "data_wait_fraction", "nonfinite_skipped", "seconds")
+
+
+def _keep_until(path: Path, fields: tuple[str, ...], step: int) -> None:
+    """Rewrite a CSV keeping the header and the rows whose step <= `step`."""
+    if not path.exists():
+        return
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+class _Csv:
+    def __init__(self, path: Path, fields: tuple[str, ...]):
+        new = not path.exists() or path.stat().st_size == 0
+        self.fh = path.open("a", newline="", buffering=1)
+        self.writer = csv.DictWriter(self.fh, fieldnames=fields, extrasaction="ignore")
+        if new:
+            self.writer.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+
+class RunLog:
+    """Writes the step and epoch rows of a run (rank 0 only)."""
+
+    def __init__(self, run: Path, resume_step: int | None = None):
+        from torch.utils.tensorboard import SummaryWriter
+
+        if resume_step is not None:
+            _keep_until(run / "steps.csv", STEP_FIELDS, resume_step)
+            _keep_until(run / "metrics.csv", EPOCH_FIELDS, resume_step)
+        self.steps = _Csv(run / "steps.csv", STEP_FIELDS)
+        self.epochs = _Csv(run / "metrics.csv", EPOCH_FIELDS)
+        self.tb = SummaryWriter(str(run / "tb"), purge_step=None if resume_step is None else resume_step + 1)
+
+    def step(self, row: dict[str, Any]) -> None:
+        self.steps.write(row)
+        for key in ("loss", "bce", "pcr", "icr", "lr", "pairs_per_s"):
+            value = row.get(key)
+            if value is not None and math.isfinite(value):
+                self.tb.add_scalar(f"train/{key}", value, row["step"])
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        self.epochs.write(row)
+        for key in ("val_auc", "val_loss", "train_loss", "data_wait_fraction"):
+            if row.get(key) is not None:
+                self.tb.add_scalar(f"epoch/{key}", row[key], row["step"])
+        self.tb.flush()
+
+    def close(self) -> None:
+        self.steps.fh.close()
+        self.epochs.fh.close()
+        self.tb.close()

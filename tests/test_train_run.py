@@ -1,0 +1,218 @@
+"""Training runs: learning and val selection, the CLI on real shards, kill-and-resume, Ray Train, the
+non-finite guard.
+
+Why the learning test uses synthetic pairs: on the shared real videos (4 training identities) a
+randomly initialised tiny backbone does not learn FIA-USA's subtle pseudo-fakes within a CPU test
+budget (measured: val AUC ~0.5 after 300-600 steps, with SAM or Adam, with or without RCR). The real
+shards run checks the whole chain (FIA-USA dataset, AFFS, FPN, RCR, checkpoints); the learning check
+runs the same loop on pairs whose fake carries a colour-shifted soft region, on held-out pairs.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from pytorch_optimizer import SAM
+from sklearn.metrics import roc_auc_score
+from torch.utils.data import Dataset
+
+from fiagen.cli import cli
+from fiagen.manifests.manifest import read_manifest
+from fiagen.train.checkpoint import load_detector, read_checkpoint
+from fiagen.train.config import TrainConfig
+from fiagen.train.loop import Context, TrainingError, run_training, sam_step, train
+from fiagen.train.model import TrainNet, build_detector
+
+
+class ColourPatchPairs(Dataset):
+    """(real, fake, mask) where the fake's soft elliptic region is colour-shifted; a pure function of
+    (seed, epoch, index), like the FIA-USA dataset."""
+
+    def __init__(self, n: int, size: int, seed: int, nan_fakes: bool = False):
+        self.n, self.size, self.seed, self.epoch, self.nan_fakes = n, size, seed, 0, nan_fakes
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + index)
+        s = self.size
+        real = F.interpolate(torch.rand(1, 3, 6, 6, generator=g), size=(s, s), mode="bilinear", align_corners=False)[0]
+        real = (real * 0.6 + 0.2 + 0.02 * torch.randn(3, s, s, generator=g)).clamp(0, 1)
+        centre_radii = torch.rand(4, generator=g) * torch.tensor([0.3, 0.3, 0.12, 0.12])
+        cy, cx, ry, rx = (centre_radii + torch.tensor([0.35, 0.35, 0.15, 0.15])).tolist()
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, s), torch.linspace(0, 1, s), indexing="ij")
+        hard = (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1).float()[None, None]
+        mask = F.avg_pool2d(hard, 5, stride=1, padding=2, count_include_pad=False)[0]
+        sign = torch.where(torch.rand(3, 1, 1, generator=g) < 0.5, -1.0, 1.0)
+        shift = (torch.rand(3, 1, 1, generator=g) * 0.08 + 0.12) * sign  # per channel, 0.12-0.2
+        fake = (real + mask * shift).clamp(0, 1)
+        if self.nan_fakes:
+            fake = torch.full_like(fake, float("nan"))
+        return {"real": real, "fake": fake, "mask": mask}
+
+
+def train_frames(shards: Path) -> int:
+    manifest = read_manifest(shards)
+    return int((manifest["split"] == "train").sum())
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def val_auc(ckpt: Path, ds: Dataset) -> float:
+    det, _ = load_detector(ckpt)
+    items = [ds[i] for i in range(len(ds))]
+    with torch.no_grad():
+        scores = det(torch.cat([torch.stack([it["real"] for it in items]), torch.stack([it["fake"] for it in items])]))
+    return roc_auc_score([0] * len(items) + [1] * len(items), scores.numpy())
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_training_learns_held_out_pairs_and_keeps_the_best_val_checkpoint(tmp_path, one_thread):
+    train_ds, val_ds = ColourPatchPairs(96, 64, seed=1), ColourPatchPairs(32, 64, seed=2)
+    cfg = TrainConfig(shards="synthetic", run=str(tmp_path / "run"), backbone="test_efficientnet", size=64,
+                      batch_size=8, epochs=8, lr=0.05, loader_workers=0, affs_batches=4, quiet=True)
+    result = run_training(cfg, Context(), data=(train_ds, val_ds))
+    epochs = rows(tmp_path / "run" / "metrics.csv")
+    steps = rows(tmp_path / "run" / "steps.csv")
+    assert result.steps == 8 * 12 and len(steps) == 96 and [int(r["epoch"]) for r in epochs] == list(range(1, 9))
+    aucs = [float(r["val_auc"]) for r in epochs]
+    assert result.best_auc == max(aucs) >= 0.9, aucs
+    assert float(epochs[-1]["train_bce"]) < 0.5 * float(epochs[0]["train_bce"])
+    best = read_checkpoint(result.best)
+    assert best["training"] is None and best["info"]["val_auc"] == max(aucs)
+    assert best["info"]["epoch"] == aucs.index(max(aucs)) + 1
+    assert val_auc(result.best, val_ds) == pytest.approx(max(aucs), abs=1e-6)  # the recorded AUC is the model's
+    affs = best["affs"]
+    assert affs["kept"] == [round(0.75 * c) for c in (24, 32, 48, 64)] and affs["pairs"] == 32
+    assert best["fpn"]["selection"] == affs["indices"] and best["fpn"]["channels"] == 128
+    lrs = [float(r["lr"]) for r in steps]
+    assert lrs[:72] == [0.05] * 72 and lrs[72] == pytest.approx(0.05) and lrs[-1] == pytest.approx(0.05 / 24)
+
+
+@pytest.mark.slow
+@pytest.mark.realmedia
+def test_cli_trains_on_real_shards_and_refuses_to_overwrite(shards_small: Path, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--shards", str(shards_small), "--run", str(run), "--backbone", "test_efficientnet",
+            "--size", "64", "--batch-size", "8", "--epochs", "2", "--loader-workers", "1", "--affs-batches", "2",
+            "--quiet"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "best val AUC" in res.output and "warning: --pretrained none" in res.output
+    det, info = load_detector(run / "best.pt")
+    assert info["backbone"] == "test_efficientnet" and info["size"] == 64 and "ff++_c23 train split" in info["train_data"]
+    assert 0.0 <= info["val_auc"] <= 1.0 and info["epoch"] in (1, 2)
+    last = read_checkpoint(run / "last.pt")
+    per_epoch = train_frames(shards_small) // 8
+    assert last["training"]["step"] == 2 * per_epoch and last["info"]["epoch"] == 2
+    assert last["config"]["shards"] == str(shards_small) and last["affs"]["pairs"] == 16
+    assert len(rows(run / "steps.csv")) == 2 * per_epoch and (run / "tb").is_dir() and (run / "config.yaml").is_file()
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code != 0 and "pass --resume" in str(again.exception or again.output)
+
+
+def _losses(run: Path) -> dict[int, tuple[float, float, float]]:
+    return {int(r["step"]): (float(r["loss"]), float(r["pcr"]), float(r["icr"])) for r in rows(run / "steps.csv")}
+
+
+@pytest.mark.slow
+@pytest.mark.realmedia
+def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, tmp_path, one_thread):
+    common = dict(shards=str(shards_small), backbone="test_efficientnet", size=64, batch_size=8, epochs=3,
+                  loader_workers=0, affs_batches=2, quiet=True, save_every=2)
+    straight = run_training(TrainConfig(run=str(tmp_path / "straight"), **common), Context())
+    total = 3 * (train_frames(shards_small) // 8)
+    assert straight.steps == total >= 6
+
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "fiagen", "train", "--run", str(run)] + [
+        f"--{k.replace('_', '-')}={v}" for k, v in common.items() if k != "quiet"] + ["--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    killed_at = None
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "last.pt").exists():
+            step = read_checkpoint(run / "last.pt")["training"]["step"]
+            if step >= 2:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                killed_at = step
+                break
+        time.sleep(0.05)
+    assert killed_at is not None and killed_at < total, proc.stderr.read() if proc.stderr else ""
+    saved = read_checkpoint(run / "last.pt")["training"]["step"]
+    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    got, want = _losses(run), _losses(tmp_path / "straight")
+    assert sorted(got) == list(range(1, total + 1))
+    for step in range(saved + 1, total + 1):
+        assert got[step] == pytest.approx(want[step], rel=1e-5, abs=1e-6), step
+    a = read_checkpoint(run / "last.pt")["detector"]
+    b = read_checkpoint(tmp_path / "straight" / "last.pt")["detector"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    other = CliRunner().invoke(cli, ["train", "--shards", str(shards_small), "--run", str(run), "--resume",
+                                     "--batch-size", "4"])
+    assert other.exit_code != 0 and "batch_size 8 -> 4" in str(other.exception)
+
+
+@pytest.mark.slow
+@pytest.mark.realmedia
+def test_ray_train_with_two_cpu_workers(shards_small: Path, ray_local, tmp_path):
+    cfg = TrainConfig(shards=str(shards_small), run=str(tmp_path / "ray"), backbone="test_efficientnet", size=64,
+                      batch_size=4, epochs=1, loader_workers=0, affs_batches=2, quiet=True, workers=2)
+    result = train(cfg)
+    per_worker = -(-train_frames(shards_small) // 2)  # DistributedSampler: each worker takes half, padded
+    assert result.steps == per_worker // 4 >= 2
+    epochs = rows(tmp_path / "ray" / "metrics.csv")
+    assert len(epochs) == 1 and 0.0 <= float(epochs[0]["val_auc"]) <= 1.0
+    assert len(rows(tmp_path / "ray" / "steps.csv")) == result.steps
+    assert read_checkpoint(result.last)["affs"]["pairs"] == 2 * 4  # 2 batches in all, one per worker, summed
+    load_detector(result.best)
+
+
+def test_a_non_finite_step_is_skipped_without_touching_the_weights():
+    torch.manual_seed(0)
+    net = TrainNet(build_detector("test_efficientnet", 32), None, 16)
+    opt = SAM(net.parameters(), torch.optim.SGD, rho=0.05, lr=0.1, momentum=0.9)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    real = torch.rand(2, 3, 32, 32)
+    batch = {"real": real, "fake": torch.full_like(real, float("nan")), "mask": torch.ones(2, 1, 32, 32)}
+    assert sam_step(net, opt, batch, TrainConfig(), Context()) is None
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # BN statistics included
+    assert not opt.state or all("momentum_buffer" not in s for s in opt.state.values())
+
+
+def test_training_stops_after_too_many_non_finite_steps(tmp_path):
+    data = (ColourPatchPairs(16, 32, seed=1, nan_fakes=True), ColourPatchPairs(4, 32, seed=2))
+    cfg = TrainConfig(shards="synthetic", run=str(tmp_path / "run"), backbone="test_efficientnet", size=32,
+                      batch_size=2, epochs=2, loader_workers=0, lambdas=(1.0, 0.0, 0.0), max_nonfinite=3, quiet=True)
+    with pytest.raises(TrainingError, match="3 steps had a non-finite loss"):
+        run_training(cfg, Context(), data=data)
+    steps = rows(tmp_path / "run" / "steps.csv")
+    assert [r["skipped"] for r in steps] == ["1", "1", "1"] and steps[-1]["loss"] == "nan"
