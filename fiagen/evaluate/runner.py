@@ -1,0 +1,452 @@
+"""The evaluation stage: suites -> Ray tasks (decode, detect, crop) -> a Ray actor (the detector) ->
+chunked score files -> tables, ROC curves, robustness.
+
+Outputs under OUT/<suite>/ (OUT defaults to <checkpoint folder>/eval):
+    frames.parquet/, videos.parquet/   the scores (see fiagen.evaluate.store), appended in chunks
+    config.json                        what the scores depend on; a rerun with the same settings resumes
+    table.csv / .md / .tex, roc.png    per-method metrics, stamped; ROC curves
+    report.json                        counts, missing files, videos without a face, failures, timings
+    perturb/<name>-<level>/            the same score files under each perturbation
+    robustness.csv / .md / .tex / .png R_AUC per perturbation and level
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import ray
+
+from fiagen import __version__
+from fiagen.errors import FiagenError
+from fiagen.evaluate.perturb import LEVELS, condition_name
+from fiagen.evaluate.plots import robustness_plot, roc_plot
+from fiagen.evaluate.scoring import AGGREGATION, NO_FACE_SCORE, VideoCrops, crops_task, predict
+from fiagen.evaluate.store import FRAMES_NAME, VIDEOS_NAME, ScoreStore
+from fiagen.evaluate.tables import robustness_table, scored, suite_table, summary_row, write_table
+from fiagen.manifests.roots import SourceError
+from fiagen.manifests.suites import EvalItem, SuiteListing, resolve_suite, suite_dirname
+from fiagen.pipeline.cluster import ray_session
+from fiagen.pipeline.video import is_image
+from fiagen.progress import stage_progress
+
+CONFIG_NAME = "config.json"
+REPORT_NAME = "report.json"
+FLUSH_SECONDS = 60.0
+
+
+class EvalMismatch(FiagenError):
+    """Scores on disk made with other settings; the message says how to proceed."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Every setting of `fiagen evaluate` / `fiagen bench` (see their --help)."""
+
+    suites: tuple[str, ...] = ("ff++",)
+    root: str | None = None
+    ckpt: str | None = None
+    out: str | None = None
+    frames: int = 32
+    level: str = "auto"
+    batch_size: int = 64
+    workers: int | None = None
+    address: str | None = None
+    perturb: tuple[str, ...] = ()
+    levels: tuple[int, ...] = LEVELS
+    seed: int = 0
+    limit: int | None = None
+    chunk: int = 64
+    min_face_score: float = 0.5
+    skip_missing_suites: bool = False
+    overwrite: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class SuiteResult:
+    """One suite's outcome: its folder, per-method table, stamp, report, and robustness table if asked."""
+
+    name: str
+    folder: Path
+    table: pd.DataFrame
+    stamp: dict[str, Any]
+    report: dict[str, Any]
+    robustness: pd.DataFrame | None = None
+
+
+@dataclass
+class BenchResult:
+    """Every suite evaluated, the suites skipped (with the reason), and the combined summary table."""
+
+    out: Path
+    suites: list[SuiteResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    summary: pd.DataFrame | None = None
+
+
+# ---------------------------------------------------------------------------------------------- Ray parts
+
+class _Scorer:
+    """Holds the detector (on the GPU when Ray gave this actor one) and scores crops in batches."""
+
+    def __init__(self, ckpt: str, batch_size: int) -> None:
+        import torch
+
+        from fiagen.train.checkpoint import load_detector
+
+        self.device = "cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
+        if self.device == "cpu":  # shares the cores with the decode/detect tasks
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // 4))
+        self.model, _ = load_detector(ckpt, device=self.device)
+        self.batch_size = batch_size
+
+    def score(self, crops: np.ndarray) -> np.ndarray:
+        return predict(self.model, crops, self.batch_size, self.device)
+
+
+def _units(items: list[EvalItem], frames: int) -> list[list[EvalItem]]:
+    """Work units: one video each; still images grouped `frames` at a time (one detector start each)."""
+    units: list[list[EvalItem]] = []
+    images: list[EvalItem] = []
+    for it in items:
+        if is_image(it.path) and not it.frames:
+            images.append(it)
+            if len(images) >= max(1, frames):
+                units.append(images)
+                images = []
+        else:
+            units.append([it])
+    return units + ([images] if images else [])
+
+
+# ---------------------------------------------------------------------------------------------- rows
+
+def _rows(res: VideoCrops, scores: np.ndarray) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    it = res.item
+    base = {"video": it.video_id, "label": it.label, "method": it.method, "pool": it.pool, "family": it.family}
+    frame_rows = [
+        {**base, "frame": int(f), "face": int(k), "score": float(s), "x0": float(b[0]), "y0": float(b[1]),
+         "x1": float(b[2]), "y1": float(b[3]), "det_score": float(d)}
+        for f, k, s, b, d in zip(res.frame, res.face, scores, res.boxes, res.det_score)
+    ]
+    if len(scores):
+        per_frame = pd.Series(scores).groupby(res.frame).max()
+        score, status = float(per_frame.mean()), "ok"
+    else:
+        score, status = NO_FACE_SCORE, "failed" if res.failure else "no_face"
+    video_row = {**base, "path": str(it.path), "frames_sampled": res.frames_sampled,
+                 "frames_with_face": res.frames_with_face, "faces": len(scores), "score": score, "status": status,
+                 "reason": res.failure or ""}
+    return frame_rows, video_row
+
+
+def _failed(item: EvalItem, reason: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    empty = VideoCrops(item, np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                       np.zeros((0, 4), np.float32), np.zeros(0, np.float32), failure=reason)
+    return _rows(empty, np.zeros(0, np.float32))
+
+
+# ---------------------------------------------------------------------------------------------- checkpoint
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_checkpoint(runs: Path = Path("runs")) -> Path:
+    """The newest runs/*/best.pt (by modification time)."""
+    found = sorted(runs.glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise SourceError(f"no checkpoint given and none found as {runs}/*/best.pt; pass --ckpt PATH")
+    return found[-1]
+
+
+def checkpoint_info(path: Path) -> dict[str, Any]:
+    """The checkpoint's info (size, backbone, train_data, epoch, val_auc) and its sha256."""
+    from fiagen.train.checkpoint import read_checkpoint
+
+    info = dict(read_checkpoint(path)["info"])
+    return {**info, "path": str(path), "sha256": sha256_file(path)}
+
+
+def _stamp(cfg: EvalConfig, info: dict[str, Any], level: str, condition: str) -> dict[str, Any]:
+    return {"level": level, "frames_per_video": cfg.frames, "aggregation": AGGREGATION,
+            "condition": condition, "checkpoint": info["path"], "training_data": info.get("train_data"),
+            "epoch": info.get("epoch"), "val_auc": info.get("val_auc"), "backbone": info.get("backbone"),
+            "input_size": info.get("size")}
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+@dataclass
+class _Condition:
+    """One scoring run: a suite under no perturbation or under one perturbation at one level."""
+
+    folder: Path
+    perturb: str | None
+    level: int
+    todo: list[EvalItem]
+    store: ScoreStore
+    reused: int
+
+
+def _prepare(folder: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
+    config = folder / CONFIG_NAME
+    if config.exists():
+        previous = json.loads(config.read_text())
+        if previous != fingerprint and not overwrite:
+            changed = sorted(k for k in fingerprint.keys() | previous.keys() if previous.get(k) != fingerprint.get(k))
+            raise EvalMismatch(f"{folder} holds scores made with other settings ({', '.join(changed)} differ); "
+                               f"use another --out or pass --overwrite to score again")
+        if previous != fingerprint:
+            for name in (FRAMES_NAME, VIDEOS_NAME):
+                shutil.rmtree(folder / name, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps(fingerprint, indent=2) + "\n")
+
+
+def _collect(ref: ray.ObjectRef, meta_ref: ray.ObjectRef, unit: list[EvalItem], store: ScoreStore) -> None:
+    """Buffer a finished unit's rows; a task that failed as a whole fails its items, with the reason."""
+    try:
+        scores, results = ray.get(ref), ray.get(meta_ref)
+    except ray.exceptions.RayActorError as err:
+        raise FiagenError(f"the scoring actor died ({str(err).splitlines()[0]}); rerun to resume") from None
+    except ray.exceptions.RayError as err:
+        reason = f"worker failed: {str(err).strip().splitlines()[-1][:300]}"
+        for it in unit:
+            store.add(*_failed(it, reason))
+        return
+    offset = 0
+    for res in results:
+        n = len(res.frame)
+        store.add(*_rows(res, scores[offset:offset + n]))
+        offset += n
+
+
+def _run_conditions(conditions: list[_Condition], cfg: EvalConfig, info: dict[str, Any], scorer: Any,
+                    concurrency: int, label: str) -> dict[str, float]:
+    """Score every pending item of every condition (at most `concurrency` + 2 units in flight), appending
+    the rows chunk by chunk; returns the wall time and the number of videos scored."""
+    queue = deque((ci, unit) for ci, c in enumerate(conditions) for unit in _units(c.todo, cfg.frames))
+    total = sum(len(c.todo) for c in conditions)
+    in_flight: dict[ray.ObjectRef, tuple[int, ray.ObjectRef, list[EvalItem]]] = {}
+    last_flush = time.perf_counter()
+    done, start = 0, time.perf_counter()
+    try:
+        with stage_progress(cfg.quiet) as bar:
+            task = bar.add_task(label, total=total, rate="")
+            while queue or in_flight:
+                while queue and len(in_flight) < concurrency + 2:
+                    ci, unit = queue.popleft()
+                    c = conditions[ci]
+                    crops_ref, meta_ref = crops_task.remote(unit, cfg.frames, int(info["size"]), c.perturb, c.level,
+                                                             cfg.seed, cfg.min_face_score)
+                    in_flight[scorer.score.remote(crops_ref)] = (ci, meta_ref, unit)
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in ready:
+                    ci, meta_ref, unit = in_flight.pop(ref)
+                    store = conditions[ci].store
+                    _collect(ref, meta_ref, unit, store)
+                    done += len(unit)
+                    if store.pending >= cfg.chunk or time.perf_counter() - last_flush > FLUSH_SECONDS:
+                        for c in conditions:
+                            c.store.flush()
+                        last_flush = time.perf_counter()
+                bar.update(task, completed=done, rate=f"{done / max(1e-9, time.perf_counter() - start):.2f} videos/s")
+    finally:  # also when interrupted: every video already scored is kept
+        for c in conditions:
+            c.store.flush()
+    return {"wall_s": time.perf_counter() - start, "videos_scored": done}
+
+
+def _condition_report(cond: _Condition, videos: pd.DataFrame) -> dict[str, Any]:
+    no_face = videos[videos["status"] == "no_face"]
+    failed = videos[videos["status"] == "failed"]
+    return {
+        "condition": condition_name(cond.perturb, cond.level),
+        "videos": len(videos),
+        "videos_scored_now": len(cond.todo),
+        "videos_reused": cond.reused,
+        "videos_no_face": len(no_face),
+        "videos_failed": len(failed),
+        "frames_sampled": int(videos["frames_sampled"].sum()),
+        "frames_with_face": int(videos["frames_with_face"].sum()),
+        "faces": int(videos["faces"].sum()),
+        "no_face": no_face["video"].tolist(),
+        "failures": [{"video": v, "reason": r} for v, r in zip(failed["video"], failed["reason"])],
+    }
+
+
+def _selected(listing: SuiteListing, limit: int | None) -> tuple[list[EvalItem], list[str]]:
+    """The listing's items (first `limit`), with duplicate ids dropped and noted."""
+    seen: set[str] = set()
+    items, notes = [], []
+    for it in listing.items:
+        if it.video_id in seen:
+            notes.append(f"duplicate id {it.video_id} ({it.path}) skipped")
+            continue
+        seen.add(it.video_id)
+        items.append(it)
+    return (items[:limit] if limit is not None else items), notes
+
+
+def _evaluate_suite(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dict[str, Any], scorer: Any,
+                    concurrency: int, out: Path) -> SuiteResult:
+    items, dup_notes = _selected(listing, cfg.limit)
+    ids = {it.video_id for it in items}
+    level = listing.level if cfg.level == "auto" else cfg.level
+    short = suite_dirname(spec)
+    folder = out / short
+    wanted = [(None, 0)] + [(p, lv) for p in cfg.perturb for lv in cfg.levels]
+    conditions = []
+    for perturb, lv in wanted:
+        cond_folder = folder if perturb is None else folder / "perturb" / condition_name(perturb, lv)
+        fingerprint = {"suite": short, "root": str(listing.root.resolve()), "checkpoint_sha256": info["sha256"],
+                       "frames": cfg.frames, "size": int(info["size"]), "perturb": perturb, "level": lv,
+                       "seed": cfg.seed if perturb else None, "min_face_score": cfg.min_face_score}
+        _prepare(cond_folder, fingerprint, cfg.overwrite)
+        store = ScoreStore(cond_folder)
+        finished = store.done()
+        todo = [it for it in items if it.video_id not in finished]
+        conditions.append(_Condition(cond_folder, perturb, lv, todo, store, len(items) - len(todo)))
+    timing = _run_conditions(conditions, cfg, info, scorer, concurrency, spec)
+
+    results: dict[str, Any] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    for cond in conditions:
+        frames, videos = cond.store.frames(), cond.store.videos()
+        videos = videos[videos["video"].isin(ids)].reset_index(drop=True)
+        frames = frames[frames["video"].isin(ids)].reset_index(drop=True)
+        name = condition_name(cond.perturb, cond.level)
+        results[name] = _condition_report(cond, videos)
+        tables[name] = suite_table(frames, videos, level)
+        if cond.perturb is None:
+            per_frame, per_video = scored(frames, videos)
+            curves = per_frame if level == "frame" else per_video
+            roc_plot({m: pd.concat([curves[(curves["label"] == 0) & curves["pool"].isin(set(g["pool"]))], g])
+                      for m, g in curves[curves["label"] == 1].groupby("method", sort=False)},
+                     folder / "roc.png", f"{short}: {level}-level ROC")
+        else:
+            write_table(tables[name], _stamp(cfg, info, level, name), cond.folder / "table",
+                        f"{spec} under {name}")
+    stamp = _stamp(cfg, info, level, "raw")
+    write_table(tables["raw"], stamp, folder / "table", f"{spec}: {level}-level metrics per method")
+    robustness = None
+    if cfg.perturb:
+        key = f"{level}_auc"
+        raw_auc = float(tables["raw"].set_index("method").loc["all", key])
+        aucs = {p: {lv: float(tables[condition_name(p, lv)].set_index("method").loc["all", key])
+                    for lv in cfg.levels} for p in cfg.perturb}
+        robustness = robustness_table(aucs, raw_auc)
+        write_table(robustness, {**stamp, "condition": f"{', '.join(cfg.perturb)} at levels {list(cfg.levels)}"},
+                    folder / "robustness", f"{spec}: R_AUC = (AUC - AUC_raw) / AUC_raw, {level} level")
+        robustness_plot(robustness, folder / "robustness.png", f"{short}: robustness ({level}-level AUC)")
+    report = {
+        "fiagen_version": __version__,
+        "suite": spec,
+        "root": str(listing.root),
+        "config": {**asdict(cfg), "suites": list(cfg.suites), "levels": list(cfg.levels),
+                   "perturb": list(cfg.perturb)},
+        "stamp": stamp,
+        "items_found": len(listing.items),
+        "items_selected": len(items),
+        "items_missing": len(listing.missing),
+        "counts_by_method": listing.counts(),
+        "missing": [{"video": m.video_id, "path": str(m.path)} for m in listing.missing],
+        "notes": listing.notes + dup_notes,
+        "conditions": results,
+        "timings": timing,
+        "summary": summary_row(tables["raw"]),
+    }
+    (folder / REPORT_NAME).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return SuiteResult(spec, folder, tables["raw"], stamp, report, robustness)
+
+
+def _scorer_actor(ckpt: Path, batch_size: int) -> Any:
+    """The detector actor: on a GPU when the cluster has one. It reserves no CPU slot, so the decode/detect
+    tasks (the bulk of the work for the usual models) keep every core."""
+    gpus = ray.cluster_resources().get("GPU", 0) >= 1
+    return ray.remote(num_gpus=1 if gpus else 0, num_cpus=0)(_Scorer).remote(str(ckpt), batch_size)
+
+
+def bench(cfg: EvalConfig) -> BenchResult:
+    """Evaluate every suite of `cfg.suites` with one checkpoint; writes OUT/<suite>/ and OUT/bench.*.
+
+    A suite whose dataset cannot be found is an error, or, with `skip_missing_suites` (--suite all),
+    a skipped suite with its reason.
+    """
+    ckpt = Path(cfg.ckpt) if cfg.ckpt else default_checkpoint()
+    info = checkpoint_info(ckpt)
+    out = Path(cfg.out) if cfg.out else ckpt.parent / "eval"
+    result = BenchResult(out)
+    listings: dict[str, SuiteListing] = {}
+    for spec in cfg.suites:
+        try:
+            listings[spec] = resolve_suite(spec, cfg.root)
+        except SourceError as err:
+            if not cfg.skip_missing_suites:
+                raise
+            result.skipped[spec] = str(err)
+    if not listings:
+        raise SourceError("no suite could be found: " + " | ".join(result.skipped.values()))
+    with ray_session(cfg.address, cfg.workers) as concurrency:
+        scorer = _scorer_actor(ckpt, cfg.batch_size)
+        try:
+            for spec, listing in listings.items():
+                result.suites.append(_evaluate_suite(spec, listing, cfg, info, scorer, concurrency, out))
+        finally:
+            ray.kill(scorer)
+    rows = [{"suite": r.name, "level": r.stamp["level"], **{k: v for k, v in summary_row(r.table).items()
+                                                             if k not in ("method", "family")}}
+            for r in result.suites]
+    result.summary = pd.DataFrame(rows)
+    if len(result.suites) > 1:
+        stamp = {k: v for k, v in result.suites[0].stamp.items() if k != "level"}
+        write_table(result.summary, stamp, out / "bench", "all suites, `all` rows (level per suite)")
+    return result
+
+
+def evaluate(cfg: EvalConfig) -> SuiteResult:
+    """Evaluate one suite (the first of `cfg.suites`)."""
+    return bench(EvalConfig(**{**asdict(cfg), "suites": cfg.suites[:1], "skip_missing_suites": False})).suites[0]
+
+
+def render(result: SuiteResult) -> str:
+    """What the CLI prints for one suite: stamp, per-method table, counts, notes, output paths."""
+    from fiagen.evaluate.tables import markdown, stamp_line
+
+    rep = result.report
+    raw = rep["conditions"]["raw"]
+    lines = [f"## {result.name}", stamp_line(result.stamp), "", markdown(result.table), ""]
+    if result.robustness is not None:
+        lines += ["R_AUC (AUC under perturbation vs raw):", "", markdown(result.robustness), ""]
+    lines.append(f"{result.name}: {raw['videos']} videos scored ({raw['videos_scored_now']} now, "
+                 f"{raw['videos_reused']} reused), {rep['items_missing']} missing, {raw['videos_no_face']} without "
+                 f"a face (scored {NO_FACE_SCORE}), {raw['videos_failed']} failed -> {result.folder}")
+    lines += [f"note: {n}" for n in rep["notes"][:20]]
+    return "\n".join(lines)
+
+
+def render_bench(result: BenchResult) -> str:
+    """Every suite's block, the skipped suites, and the summary table when there are several suites."""
+    from fiagen.evaluate.tables import markdown
+
+    blocks = [render(r) for r in result.suites]
+    blocks += [f"skipped {name}: {reason}" for name, reason in result.skipped.items()]
+    if result.summary is not None and len(result.suites) > 1:
+        blocks.append("## summary (`all` row of each suite)\n\n" + markdown(result.summary) +
+                      f"\n\n-> {result.out / 'bench.csv'}")
+    return "\n\n".join(blocks)

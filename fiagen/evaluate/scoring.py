@@ -1,0 +1,143 @@
+"""Frame scoring: sampled frames -> every face -> evaluation crop -> P(fake).
+
+The decode/detect/crop side (and its Ray task) imports neither torch nor pandas, so the many task
+workers stay small; `predict` imports torch when called (in the detector actor). The aggregation of
+these scores into frame and video scores lives in fiagen.evaluate.tables.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import ray
+
+from fiagen.evaluate.perturb import PERTURBATIONS, Perturbation
+from fiagen.generate.crop import eval_crop
+from fiagen.manifests.suites import EvalItem
+from fiagen.pipeline.faces import FaceLandmarker
+from fiagen.pipeline.video import IMAGE_SUFFIXES, DecodeError, frame_count, is_image, read_frames, sample_indices
+
+NO_FACE_SCORE = 0.5
+AGGREGATION = "frame = max over faces; video = mean over frames; no face in any frame = 0.5"
+
+
+@dataclass
+class VideoCrops:
+    """The evaluation crops of one item: crops (N, S, S, 3) uint8 and, per crop, its frame, face index
+    in the frame, box and detector score; plus counts and the failure reason if the item failed."""
+
+    item: EvalItem
+    crops: np.ndarray
+    frame: np.ndarray
+    face: np.ndarray
+    boxes: np.ndarray
+    det_score: np.ndarray
+    frames_sampled: int = 0
+    failure: str | None = None
+    frames_with_face: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.frames_with_face = len(np.unique(self.frame))
+
+
+def _read_image(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DecodeError(f"cannot decode image {path.name}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def sampled_frames(item: EvalItem, n_frames: int) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
+    """(number of frames sampled, iterator of (frame index, RGB frame)) for a video file, an image, a
+    folder of frame images or an explicit frame list; `n_frames` spread uniformly (images: one)."""
+    if item.frames or item.path.is_dir():
+        files = [Path(f) for f in item.frames] if item.frames else sorted(
+            p for p in item.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DecodeError("frame folder holds no images")
+        idx = sample_indices(len(files), n_frames)
+        return len(idx), ((int(i), _read_image(files[i])) for i in idx)
+    if is_image(item.path):
+        return 1, iter([(0, _read_image(item.path))])
+    total = frame_count(item.path)
+    if total <= 0:
+        raise DecodeError("no frames (empty or zero-frame video)")
+    idx = sample_indices(total, n_frames)
+    return len(idx), read_frames(item.path, idx)
+
+
+def frame_rng(seed: int, video_id: str, frame: int) -> np.random.Generator:
+    """The generator for a perturbation's random parts of one frame: fixed by (seed, video, frame)."""
+    return np.random.default_rng([seed, zlib.crc32(video_id.encode()), frame])
+
+
+def video_crops(item: EvalItem, n_frames: int, size: int, faces: FaceLandmarker,
+                perturb: Perturbation | None = None, level: int = 0, seed: int = 0) -> VideoCrops:
+    """Every face of every sampled frame, cropped with the evaluation policy and resized to `size`.
+
+    Faces are found on the clean frame; a perturbation at `level` is then applied to the whole frame
+    before cropping (its random parts seeded by `seed`, the video and the frame). Never raises for bad
+    media: the failure is recorded.
+    """
+    crops, frames, face_ix, boxes, scores = [], [], [], [], []
+    sampled, failure = 0, None
+    try:
+        sampled, frames_iter = sampled_frames(item, n_frames)
+        for index, frame in frames_iter:
+            detections = faces.detect(frame)
+            if detections and perturb is not None:
+                frame = perturb.apply(frame, level, frame_rng(seed, item.video_id, index))
+            for k, det in enumerate(detections):
+                crops.append(eval_crop(frame, det.box, size))
+                frames.append(index)
+                face_ix.append(k)
+                boxes.append(det.box)
+                scores.append(det.score)
+    except DecodeError as err:
+        failure = str(err)
+    except Exception as err:  # noqa: BLE001 - a decoder/detector error fails this item, not the run
+        failure = f"{type(err).__name__}: {err}"
+    if failure is not None:
+        crops, frames, face_ix, boxes, scores = [], [], [], [], []
+    return VideoCrops(
+        item=item,
+        crops=np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8),
+        frame=np.asarray(frames, np.int64),
+        face=np.asarray(face_ix, np.int64),
+        boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+        det_score=np.asarray(scores, np.float32),
+        frames_sampled=sampled,
+        failure=failure,
+    )
+
+
+@ray.remote(num_cpus=1, num_returns=2)
+def crops_task(items: list[EvalItem], frames: int, size: int, perturb: str | None, level: int, seed: int,
+               min_score: float) -> tuple[np.ndarray, list[VideoCrops]]:
+    """Ray task: decode, detect and crop a few items with one detector; the crops come back as one array
+    (the first return, handed straight to the detector actor), apart from the small per-item records."""
+    cv2.setNumThreads(1)
+    fn = PERTURBATIONS[perturb] if perturb else None
+    with FaceLandmarker(min_score) as faces:
+        results = [video_crops(it, frames, size, faces, fn, level, seed) for it in items]
+    crops = np.concatenate([r.crops for r in results])
+    for r in results:
+        r.crops = r.crops[:0]
+    return crops, results
+
+
+def predict(model, crops: np.ndarray, batch_size: int, device) -> np.ndarray:
+    """P(fake) for (N, S, S, 3) uint8 crops: the model's logits (torch module) through a sigmoid, in batches."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(crops), batch_size):
+            x = torch.from_numpy(crops[i:i + batch_size]).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+            out.append(torch.sigmoid(model(x).reshape(-1).float()).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
