@@ -14,8 +14,9 @@ import ray
 def ray_session(address: str | None, workers: int | None) -> Iterator[int]:
     """Yield how many tasks may run at once; start (and later stop) a local Ray unless one is running.
 
-    `address` None starts a local Ray with `workers` CPUs (default: all cores); "auto" or
-    "ray://host:port" attaches to a cluster, where `workers` defaults to the cluster's CPU count.
+    `address` None starts a local Ray with `workers` CPUs (default: all cores), even on a machine where
+    `ray start` ran or RAY_ADDRESS is set; "auto", "host:port" or "ray://host:port" attaches to a cluster,
+    where `workers` defaults to the cluster's CPU count.
     """
     started = False
     if not ray.is_initialized():
@@ -24,7 +25,9 @@ def ray_session(address: str | None, workers: int | None) -> Iterator[int]:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
+            # "local": plain ray.init() would attach to a cluster found via RAY_ADDRESS or `ray start`
+            # and then refuse num_cpus
+            ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, **kwargs)
         started = True
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
