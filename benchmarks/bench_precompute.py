@@ -35,13 +35,13 @@ def media_folder(data: Path, repeat: int, into: Path) -> Path:
 
 def run(src: Path, workers: int, frames: int, tmp: Path) -> dict:
     """One measured precompute on a fresh local Ray with `workers` CPUs, after a warm-up run."""
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         warm = PrecomputeConfig(src=f"folder:{src}", out=str(tmp / f"warm{workers}"), frames=1, limit=workers,
-                                workers=workers, quiet=True)
+                                workers=workers, ae="none", sr="none", quiet=True)
         precompute(warm)
         cfg = PrecomputeConfig(src=f"folder:{src}", out=str(tmp / f"out{workers}"), frames=frames,
-                               workers=workers, quiet=True)
+                               workers=workers, ae="none", sr="none", quiet=True)
         report = precompute(cfg).report
     finally:
         ray.shutdown()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
 from fiagen import __version__
 from fiagen.errors import FiagenError
 from fiagen.manifests.sources import SPLITS
+from fiagen.train.config import click_options as train_options
 
 
 def _splits(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -47,8 +51,21 @@ def cli() -> None:
               help="Videos processed at once. Default: all cores (local) or all cluster CPUs (--address).")
 @click.option("--address", default=None,
               help="Ray cluster address ('auto' on a cluster node, or ray://HOST:PORT). Default: a local Ray.")
-@click.option("--ae", default="none", help="Autoencoder reconstructor: none.")
-@click.option("--sr", default="none", help="Super-resolution reconstructor: none.")
+@click.option("--ae", default="builtin",
+              help="Autoencoder reconstructor AE(I): builtin (a small conv AE fit on the source's train crops, "
+                   "saved in OUT/models), sd-vae:FOLDER_OR_HUB_ID (a diffusers AutoencoderKL, e.g. "
+                   "sd-vae:stabilityai/sd-vae-ft-mse; a hub id is downloaded once), or none.")
+@click.option("--sr", default="builtin",
+              help="Super-resolution reconstructor SR(I) (applied to I downscaled by its scale): builtin (a x4 "
+                   "pixel-shuffle net fit on the source's train crops), spandrel:FILE (a .pth/.safetensors SR "
+                   "checkpoint spandrel loads: Real-ESRGAN, SwinIR, HAT, ...), or none.")
+@click.option("--fit-steps", default=1000, type=click.IntRange(1),
+              help="Training steps of each builtin reconstructor (reused from OUT/models on a rerun).")
+@click.option("--fit-patch", default=64, type=click.IntRange(16),
+              help="Side of the random square train patches of the builtin fit (a multiple of 4).")
+@click.option("--fit-videos", default=16, type=click.IntRange(1),
+              help="Train videos (8 frames each) the builtin reconstructors are fit on; a quarter as many val "
+                   "videos give their held-out PSNR.")
 @click.option("--limit", default=None, type=click.IntRange(1), help="Only the first N videos of each split (quick tries).")
 @click.option("--compression", default="none", type=click.Choice(["none", "gzip"]),
               help="Crop storage in the shards, both lossless: none reads ~10x faster, gzip is ~3x smaller.")
@@ -59,23 +76,28 @@ def precompute(**opts: object) -> None:
 
     Writes OUT/shards/<split>/*.h5, OUT/manifest.parquet (one row per frame) and OUT/run.json (config,
     versions, counts, every missing video and failure). Rerunning on the same OUT rebuilds only shards
-    that are missing or do not match their checksum.
+    that are missing or do not match their checksum. Each frame's AE and SR reconstructions are stored
+    beside it (same size, lossless); builtin models are fit first and saved in OUT/models.
     """
     from fiagen.pipeline.precompute import PrecomputeConfig, precompute as run
 
     result = run(PrecomputeConfig(**opts))
     c = result.report["counts"]
+    recon = (f", {c['frames_ae_failed']} AE / {c['frames_sr_failed']} SR reconstructions failed"
+             if c["frames_ae_failed"] or c["frames_sr_failed"] else "")
     click.echo(
         f"{result.out}: {c['frames_stored']} frames from {c['videos_found'] - c['videos_failed']} videos "
         f"in {c['shards']} shards ({result.shards_written} written, {result.shards_reused} reused); "
-        f"{c['videos_missing']} missing, {c['videos_failed']} failed, {c['frames_no_face']} frames without a face "
-        f"-> {result.out / 'run.json'}"
+        f"{c['videos_missing']} missing, {c['videos_failed']} failed, {c['frames_no_face']} frames without a face"
+        f"{recon} -> {result.out / 'run.json'}"
     )
 
 
 @cli.command()
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--draw", default=0, type=click.IntRange(0), help="Write N frames with landmarks, face box and forehead arc.")
+@click.option("--draw", default=0, type=click.IntRange(0),
+              help="Write N frames with landmarks, face box and forehead arc; when the shards hold reconstructions, "
+                   "as original | AE | SR with their PSNRs.")
 @click.option("--to", "to", default=None, type=click.Path(file_okay=False),
               help="Folder for the drawn PNGs. Default: OUT/inspect.")
 @click.option("--seed", default=0, help="Which frames --draw picks (spread over the manifest, seeded).")
@@ -87,6 +109,204 @@ def inspect(out: str, draw: int, to: str | None, seed: int) -> None:
     if draw:
         written = draw_frames(Path(out), draw, Path(to) if to else Path(out) / "inspect", seed)
         click.echo(f"wrote {len(written)} PNGs to {written[0].parent if written else to}")
+
+
+@cli.command()
+@click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="YAML file of options (keys as below, dashes or underscores); command-line options override it.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config (YAML) and exit.")
+@train_options
+@click.pass_context
+def train(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: object) -> None:
+    """Train a detector on FIA-USA pseudo-fakes: AFFS channel selection, then SAM with BCE + PCR + ICR.
+
+    Writes RUN/config.yaml (the resolved settings), RUN/affs.json (kept channels and every channel's
+    score), RUN/last.pt (every epoch; resumable with --resume), RUN/best.pt (best val AUC; the test
+    split is never used), RUN/metrics.csv (one row per epoch), RUN/steps.csv (one row per step) and
+    TensorBoard logs in RUN/tb. Checkpoints load with torch.load(weights_only=True).
+    """
+    from click.core import ParameterSource
+
+    from fiagen.train.config import config_yaml, resolve_config
+
+    given = {k: v for k, v in opts.items() if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+    cfg = resolve_config(given, config_file)
+    if dry_run:
+        click.echo(config_yaml(cfg), nl=False)
+        return
+    from fiagen.train.loop import train as run
+
+    result = run(cfg)
+    auc = "n/a" if result.best_auc is None else f"{result.best_auc:.4f}"
+    click.echo(f"{result.run}: {result.steps} steps, {result.epochs} epochs, best val AUC {auc} "
+               f"({result.nonfinite} non-finite steps skipped) -> {result.best or result.last}")
+
+
+def _perturb(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    from fiagen.evaluate.perturb import PerturbError, parse_perturb
+
+    try:
+        return parse_perturb(value)
+    except PerturbError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    from fiagen.evaluate.perturb import PerturbError, parse_levels
+
+    try:
+        return parse_levels(value)
+    except PerturbError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+_EVAL_OPTIONS = [
+    click.option("--root", default=None, type=click.Path(file_okay=False),
+                 help="Dataset folder, or a folder holding the datasets (FaceForensics++/, Celeb-DF-v2/, DF40/, "
+                      "...). Default: $FIAGEN_DATA."),
+    click.option("--ckpt", default=None, type=click.Path(dir_okay=False),
+                 help="Detector checkpoint. Default: the newest runs/*/best.pt."),
+    click.option("--out", default=None, type=click.Path(file_okay=False),
+                 help="Output folder (one subfolder per suite). Default: <checkpoint folder>/eval."),
+    click.option("--frames", default=32, type=click.IntRange(1), help="Frames per video, spread uniformly."),
+    click.option("--level", default="auto", type=click.Choice(["auto", "frame", "video"]),
+                 help="Level of AP, EER and ACC (both AUCs are always given). auto: video for FF++, CDF, DFD, "
+                      "DFDC(P) and folders; frame for DF40, DiFF and DeepfakeBench JSONs."),
+    click.option("--batch-size", default=64, type=click.IntRange(1), help="Crops per forward pass."),
+    click.option("--workers", default=None, type=click.IntRange(1),
+                 help="Decode/detect tasks at once. Default: all cores (local) or all cluster CPUs (--address)."),
+    click.option("--address", default=None,
+                 help="Ray cluster address ('auto' on a cluster node, or ray://HOST:PORT). Default: a local Ray."),
+    click.option("--perturb", default="", callback=_perturb,
+                 help="Also score under perturbations (comma list): blur, block, contrast, jpeg, saturation, "
+                      "noise, pixelate (DeeperForensics levels) -> R_AUC table and plot."),
+    click.option("--levels", default="1-5", callback=_levels, help="Perturbation levels: a range 1-5 or a list 1,3,5."),
+    click.option("--seed", default=0, help="Seed of the perturbations' random parts (block positions, noise)."),
+    click.option("--limit", default=None, type=click.IntRange(1), help="Only the first N videos of each suite (quick tries)."),
+    click.option("--chunk", default=64, type=click.IntRange(1), help="Videos per appended score chunk (resume granularity)."),
+    click.option("--min-face-score", default=0.5, type=click.FloatRange(0, 1), help="Face detector confidence threshold."),
+    click.option("--overwrite", is_flag=True, help="Score again where the output holds scores made with other settings."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def _eval_options(fn):
+    for option in reversed(_EVAL_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@cli.command()
+@click.option("--suite", required=True,
+              help="ff++, cdf_v1, cdf_v2, dfd, dfdc, dfdcp, df40, diff, deepfakebench:FILE.json, or folder:PATH "
+                   "(PATH/real/ + PATH/fake/[<method>/], or a CSV path,label[,method]).")
+@_eval_options
+def evaluate(suite: str, **opts: object) -> None:
+    """Score one test suite with a checkpoint: 32 frames per video, every face, max over faces, mean
+    over frames. Prints the per-method table; writes scores (parquet), tables (CSV, markdown, LaTeX),
+    ROC curves and report.json under OUT/<suite>/. A rerun resumes where an interrupted run stopped.
+    """
+    from fiagen.evaluate.runner import EvalConfig, evaluate as run, render
+
+    click.echo(render(run(EvalConfig(suites=(suite,), **opts))))
+
+
+@cli.command()
+@click.option("--suite", "suites", multiple=True, default=("all",),
+              help="Suites to run (repeat the option or give a comma list); `all` runs every built-in suite "
+                   "whose data is found and skips the others.")
+@_eval_options
+def bench(suites: tuple[str, ...], **opts: object) -> None:
+    """Evaluate a checkpoint on several suites; per suite a per-method table (e.g. DF40 as the paper's
+    Table 9a), then one summary row per suite. Outputs as for `fiagen evaluate`, plus OUT/bench.*.
+    """
+    from fiagen.evaluate.runner import EvalConfig, bench as run, render_bench
+    from fiagen.manifests.suites import parse_suites
+
+    names = parse_suites(suites)
+    skip = any(s.strip() == "all" for v in suites for s in v.split(","))
+    click.echo(render_bench(run(EvalConfig(suites=tuple(names), skip_missing_suites=skip, **opts))))
+
+
+@cli.command()
+@click.option("--ckpt", required=True, type=click.Path(dir_okay=False), help="Detector checkpoint.")
+@click.option("--input", "source", required=True, type=click.Path(dir_okay=False), help="A video or an image.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the overlays and explain.json.")
+@click.option("--frames", default=8, type=click.IntRange(1), help="Frames of a video to explain, spread uniformly.")
+@click.option("--layer", default=None,
+              help="Module name of the target layer. Default: the final feature map (last module with a spatial output).")
+@click.option("--min-face-score", default=0.5, type=click.FloatRange(0, 1), help="Face detector confidence threshold.")
+def explain(ckpt: str, source: str, out: str, frames: int, layer: str | None, min_face_score: float) -> None:
+    """GradCAM of the "fake" logit on every face crop: writes crop|overlay PNGs and explain.json."""
+    from fiagen.evaluate.explain import explain as run
+
+    record = run(ckpt, source, out, frames, layer, min_face_score)
+    click.echo(f"{len(record['crops'])} crops from {record['frames_sampled']} frames, video score "
+               f"{record['video_score']:.4f} (P(fake)), layer {record['crops'][0]['layer']} -> {out}")
+
+
+GENERATE_ABLATIONS = ("full", "no_mtms", "no_sr", "no_ae", "sbi")  # fiagen.generate.config.ABLATIONS
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show the warnings raised inside as one `fiagen: warning:` line each (no source lines)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for w in caught:
+                click.echo(f"fiagen: warning: {w.message}", err=True)
+
+
+@cli.command()
+@click.option("--shards", required=True, type=click.Path(file_okay=False), help="A precompute output folder.")
+@click.option("-n", "--n", "n", default=16, type=click.IntRange(1), help="Pairs in the grid (spread over the split).")
+@click.option("--out", default="grid.png", type=click.Path(dir_okay=False), help="The PNG to write.")
+@click.option("--split", default="train", help="Split whose frames are shown.")
+@click.option("--seed", default=0, type=click.IntRange(0), help="Seed of the draws (pair = f(seed, index, epoch)).")
+@click.option("--epoch", default=0, type=click.IntRange(0), help="Epoch of the draws.")
+@click.option("--size", default=380, type=click.IntRange(16), help="Side of the generated pairs (px).")
+@click.option("--tile", default=192, type=click.IntRange(32), help="Side of each image in the grid (px).")
+@click.option("--columns", default=4, type=click.IntRange(1), help="Pairs per grid row.")
+@click.option("--ablation", default="full", type=click.Choice(GENERATE_ABLATIONS), help="Pseudo-fake recipe (Table 6a).")
+@click.option("--eval", "evaluation", is_flag=True,
+              help="Validation draws: 12.5% crop, no flip/cut-out/noise/jitter (default: training draws).")
+def preview(shards: str, out: str, evaluation: bool, **opts: object) -> None:
+    """Write a labelled grid of FIA-USA pairs, real | fake | mask, with what was drawn for each."""
+    from fiagen.generate.preview import preview_grid
+
+    with _warnings_as_lines():
+        path = preview_grid(Path(shards), Path(out), train=not evaluation, **opts)
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--shards", required=True, type=click.Path(file_okay=False), help="A precompute output folder.")
+@click.option("--export", "dest", required=True, type=click.Path(file_okay=False), help="Folder to write the pairs to.")
+@click.option("-n", "--n", "n", default=1000, type=click.IntRange(1),
+              help="Pairs to write; item i is split row i mod rows at epoch i div rows, so N may exceed the split.")
+@click.option("--format", "fmt", default="png", type=click.Choice(["png", "deepfakebench"]),
+              help="png: <split>/{real,fake,mask}/<video>/...; deepfakebench: FIA-USA/{real,fake}/frames/..., "
+                   "FIA-USA/fake/masks/... and FIA-USA.json (labels FIA-USA-real/-fake). Both write pairs.csv.")
+@click.option("--split", default="train", help="Split whose frames are used.")
+@click.option("--seed", default=0, type=click.IntRange(0), help="Seed of the draws (pair = f(seed, index, epoch)).")
+@click.option("--size", default=380, type=click.IntRange(16), help="Side of the written images (px).")
+@click.option("--ablation", default="full", type=click.Choice(GENERATE_ABLATIONS), help="Pseudo-fake recipe (Table 6a).")
+@click.option("--augment", is_flag=True,
+              help="Also apply the shared post-blend augmentations (jitter, JPEG, flip, cut-out, noise).")
+@click.option("--workers", default=0, type=click.IntRange(0), help="DataLoader worker processes (0: in this process).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate(shards: str, dest: str, **opts: object) -> None:
+    """Materialise FIA-USA pseudo-fakes with their masks as PNGs (and a DeepfakeBench dataset JSON)."""
+    from fiagen.generate.export import export_pairs
+
+    with _warnings_as_lines():
+        report = export_pairs(Path(shards), Path(dest), **opts)
+    extra = f", {report.dataset_json}" if report.dataset_json else ""
+    counts = report.pairs["recon"].value_counts().to_dict()
+    click.echo(f"wrote {len(report.pairs)} pairs to {report.dest} (pairs.csv{extra}); reconstructions used: {counts}")
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ def ray_local():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
 
@@ -54,5 +54,59 @@ def shards_small(ffpp_root: Path, ray_local, tmp_path_factory: pytest.TempPathFa
 
     out = tmp_path_factory.mktemp("shards_small")
     precompute(PrecomputeConfig(src="ff++_c23", root=str(ffpp_root), out=str(out), frames=8, shard_size=16,
-                                quiet=True))
+                                ae="none", sr="none", quiet=True))
+    return out
+
+
+@pytest.fixture(scope="session")
+def astronaut_face():
+    """scikit-image's astronaut at 256 px, its face detection and 478-point mesh (mediapipe, offline)."""
+    import cv2
+    from skimage import data
+
+    from fiagen.pipeline.faces import FaceLandmarker
+
+    image = cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    with FaceLandmarker() as marker:
+        det = max(marker.detect(image), key=lambda d: d.area)
+        mesh = marker.mesh(image, det.box)
+    assert mesh is not None
+    return image, det, mesh
+
+
+@pytest.fixture(scope="session")
+def fia_shards(astronaut_face, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small precompute output written directly: train (2 videos, 10 frames) and val (3 frames) shards
+    of shifted astronaut faces, each with constant AE (200) and SR (50) images; train row 1 has no AE."""
+    import cv2
+    import numpy as np
+
+    from fiagen.manifests.manifest import write_manifest
+    from fiagen.pipeline.extract import face_crop
+    from fiagen.pipeline.faces import Detection
+    from fiagen.pipeline.shards import ShardContent, write_shard
+
+    image, det, mesh = astronaut_face
+    out = tmp_path_factory.mktemp("fia_shards")
+
+    def record(video: str, k: int):
+        dx, dy = (k % 3 - 1) * 6, (k % 2) * 5 - 2
+        moved = cv2.warpAffine(image, np.float32([[1, 0, dx], [0, 1, dy]]), (256, 256), borderMode=cv2.BORDER_REFLECT)
+        x0, y0, x1, y1 = det.box
+        rec = face_crop(moved, Detection((x0 + dx, y0 + dy, x1 + dx, y1 + dy), det.score),
+                        mesh + np.float32([dx, dy, 0]), k, 1, video)
+        rec.ae = np.full_like(rec.image, 200)
+        rec.sr = np.full_like(rec.image, 50)
+        return rec
+
+    shards = []
+    for split, videos in (("train", {"astro_a": 6, "astro_b": 4}), ("val", {"astro_v": 3})):
+        records = [record(v, k) for v, n in videos.items() for k in range(n)]
+        if split == "train":
+            records[1].ae = None
+        rel = f"shards/{split}/00000.h5"
+        sha = write_shard(out / rel, ShardContent(split=split, shard_id="00000", videos=list(videos), records=records,
+                                                  ae_id="test-ae", sr_id="test-sr"))
+        shards.append((rel, sha))
+    write_manifest(out, shards)
     return out

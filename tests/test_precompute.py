@@ -128,7 +128,7 @@ def test_rerun_rebuilds_only_the_deleted_shard(shards_small: Path, ray_local, tm
     before = {p: (p.stat().st_mtime_ns, sha256_file(p)) for p in shards}
     victim.unlink()
     result = precompute(PrecomputeConfig(src="ff++_c23", root=read_run_report(out)["config"]["root"], out=str(out),
-                                         frames=FRAMES, shard_size=16, quiet=True))
+                                         frames=FRAMES, shard_size=16, ae="none", sr="none", quiet=True))
     assert (result.shards_written, result.shards_reused) == (1, 3)
     report = read_run_report(out)
     assert [s["path"] for s in report["shards"] if s["rebuilt"]] == ["shards/train/00001.h5"]
@@ -144,7 +144,8 @@ def test_other_settings_on_existing_out_are_refused(shards_small: Path, tmp_path
     shutil.copytree(shards_small, out)
     root = read_run_report(out)["config"]["root"]
     with pytest.raises(ConfigMismatch, match="frames"):
-        precompute(PrecomputeConfig(src="ff++_c23", root=root, out=str(out), frames=4, shard_size=16, quiet=True))
+        precompute(PrecomputeConfig(src="ff++_c23", root=root, out=str(out), frames=4, shard_size=16, ae="none",
+                                    sr="none", quiet=True))
     assert len(read_manifest(out)) == 8 * FRAMES  # nothing was lost
 
 
@@ -166,7 +167,8 @@ def test_bad_files_are_recorded_failures(test_data: Path, ray_local, tmp_path: P
     rng = np.random.default_rng(0)
     _write_video(src / "noface.mp4", [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(20)])
     out = tmp_path / "out"
-    precompute(PrecomputeConfig(src=f"folder:{src}", out=str(out), frames=4, shard_size=4, quiet=True))
+    precompute(PrecomputeConfig(src=f"folder:{src}", out=str(out), frames=4, shard_size=4, ae="none", sr="none",
+                                quiet=True))
     report = read_run_report(out)
     reasons = {f["video_id"]: f["reason"] for f in report["failures"]}
     assert set(reasons) == {"truncated", "empty", "noface"}

@@ -22,7 +22,7 @@ def dataset_root(root: str | os.PathLike | None, names: Sequence[str], marker: s
     (a relative path that proves the layout), or `$FIAGEN_DATA` itself when it holds it.
     """
     if root is not None:
-        path = Path(root).expanduser()
+        path = Path(root).expanduser().resolve()
         if not (path / marker).exists():
             raise SourceError(f"{what}: {path} has no {marker} (pass the dataset's root folder as --root)")
         return path
@@ -30,7 +30,7 @@ def dataset_root(root: str | os.PathLike | None, names: Sequence[str], marker: s
     if not env:
         raise SourceError(f"{what}: pass --root DIR or set {DATA_ENV} to a folder holding the dataset "
                           f"(expected DIR/{marker})")
-    base = Path(env).expanduser()
+    base = Path(env).expanduser().resolve()
     for candidate in [base / n for n in names] + [base]:
         if (candidate / marker).exists():
             return candidate

@@ -72,7 +72,7 @@ def _media_files(folder: Path) -> list[Path]:
 
 def folder(path: str | Path) -> SourceListing:
     """Every video and image under a folder; split from a train/ val/ test/ first level, else all train."""
-    base = Path(path).expanduser()
+    base = Path(path).expanduser().resolve()
     if not base.is_dir():
         raise SourceError(f"folder source: {base} is not a directory (expected folder:PATH with videos or images)")
     split_dirs = [s for s in SPLITS if (base / s).is_dir()]
