@@ -13,6 +13,7 @@ import click
 
 from fiagen import __version__
 from fiagen.errors import FiagenError
+from fiagen.generate.ablations import ABLATIONS
 from fiagen.manifests.sources import SPLITS
 from fiagen.train.config import click_options as train_options
 
@@ -245,9 +246,6 @@ def explain(ckpt: str, source: str, out: str, frames: int, layer: str | None, mi
                f"{record['video_score']:.4f} (P(fake)), layer {record['crops'][0]['layer']} -> {out}")
 
 
-GENERATE_ABLATIONS = ("full", "no_mtms", "no_sr", "no_ae", "sbi")  # fiagen.generate.config.ABLATIONS
-
-
 @contextmanager
 def _warnings_as_lines() -> Iterator[None]:
     """Show the warnings raised inside as one `fiagen: warning:` line each (no source lines)."""
@@ -270,7 +268,7 @@ def _warnings_as_lines() -> Iterator[None]:
 @click.option("--size", default=380, type=click.IntRange(16), help="Side of the generated pairs (px).")
 @click.option("--tile", default=192, type=click.IntRange(32), help="Side of each image in the grid (px).")
 @click.option("--columns", default=4, type=click.IntRange(1), help="Pairs per grid row.")
-@click.option("--ablation", default="full", type=click.Choice(GENERATE_ABLATIONS), help="Pseudo-fake recipe (Table 6a).")
+@click.option("--ablation", default="full", type=click.Choice(ABLATIONS), help="Pseudo-fake recipe (Table 6a).")
 @click.option("--eval", "evaluation", is_flag=True,
               help="Validation draws: 12.5% crop, no flip/cut-out/noise/jitter (default: training draws).")
 def preview(shards: str, out: str, evaluation: bool, **opts: object) -> None:
@@ -293,7 +291,7 @@ def preview(shards: str, out: str, evaluation: bool, **opts: object) -> None:
 @click.option("--split", default="train", help="Split whose frames are used.")
 @click.option("--seed", default=0, type=click.IntRange(0), help="Seed of the draws (pair = f(seed, index, epoch)).")
 @click.option("--size", default=380, type=click.IntRange(16), help="Side of the written images (px).")
-@click.option("--ablation", default="full", type=click.Choice(GENERATE_ABLATIONS), help="Pseudo-fake recipe (Table 6a).")
+@click.option("--ablation", default="full", type=click.Choice(ABLATIONS), help="Pseudo-fake recipe (Table 6a).")
 @click.option("--augment", is_flag=True,
               help="Also apply the shared post-blend augmentations (jitter, JPEG, flip, cut-out, noise).")
 @click.option("--workers", default=0, type=click.IntRange(0), help="DataLoader worker processes (0: in this process).")

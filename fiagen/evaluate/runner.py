@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -35,11 +34,11 @@ from fiagen.evaluate.store import FRAMES_NAME, VIDEOS_NAME, ScoreStore
 from fiagen.evaluate.tables import robustness_table, scored, suite_table, summary_row, write_table
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.suites import EvalItem, SuiteListing, resolve_suite, suite_dirname
+from fiagen.outputs import claim_output
 from fiagen.pipeline.cluster import ray_session
 from fiagen.pipeline.video import is_image
 from fiagen.progress import stage_progress
 
-CONFIG_NAME = "config.json"
 REPORT_NAME = "report.json"
 FLUSH_SECONDS = 60.0
 
@@ -203,21 +202,6 @@ class _Condition:
     reused: int
 
 
-def _prepare(folder: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
-    config = folder / CONFIG_NAME
-    if config.exists():
-        previous = json.loads(config.read_text())
-        if previous != fingerprint and not overwrite:
-            changed = sorted(k for k in fingerprint.keys() | previous.keys() if previous.get(k) != fingerprint.get(k))
-            raise EvalMismatch(f"{folder} holds scores made with other settings ({', '.join(changed)} differ); "
-                               f"use another --out or pass --overwrite to score again")
-        if previous != fingerprint:
-            for name in (FRAMES_NAME, VIDEOS_NAME):
-                shutil.rmtree(folder / name, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    config.write_text(json.dumps(fingerprint, indent=2) + "\n")
-
-
 def _collect(ref: ray.ObjectRef, meta_ref: ray.ObjectRef, unit: list[EvalItem], store: ScoreStore) -> None:
     """Buffer a finished unit's rows; a task that failed as a whole fails its items, with the reason."""
     try:
@@ -317,7 +301,10 @@ def _evaluate_suite(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dic
         fingerprint = {"suite": short, "root": str(listing.root.resolve()), "checkpoint_sha256": info["sha256"],
                        "frames": cfg.frames, "size": int(info["size"]), "perturb": perturb, "level": lv,
                        "seed": cfg.seed if perturb else None, "min_face_score": cfg.min_face_score}
-        _prepare(cond_folder, fingerprint, cfg.overwrite)
+        claim_output(cond_folder, fingerprint, cfg.overwrite, (FRAMES_NAME, VIDEOS_NAME),
+                     lambda changed: EvalMismatch(f"{cond_folder} holds scores made with other settings "
+                                                  f"({', '.join(changed)} differ); use another --out or pass "
+                                                  f"--overwrite to score again"))
         store = ScoreStore(cond_folder)
         finished = store.done()
         todo = [it for it in items if it.video_id not in finished]

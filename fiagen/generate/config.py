@@ -6,15 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fiagen.errors import FiagenError
+from fiagen.generate.ablations import ABLATIONS
 from fiagen.generate.augment import AugmentRanges
 from fiagen.generate.crop import TRAIN_MARGINS
 from fiagen.generate.masks import MASK_TYPES
 from fiagen.generate.mmr import FULL_PROBS, NO_AE_PROBS, NO_SR_PROBS, ORIGINAL_ONLY, RECONS
 from fiagen.generate.transforms import FIA_COLOUR, FREQ_OPS, SBI_COLOUR, SBI_FREQ_OPS, ColourRanges
 
-# The paper's Table 6a switches: full FIA-USA; no MTMS (hull mask only); no SR / no AE in MMR;
-# sbi = SBI's augmentation alone (hull of 81 or, p=0.25, 68 points; no reconstructions; SBI's T and affine).
-ABLATIONS = ("full", "no_mtms", "no_sr", "no_ae", "sbi")
 SBI_MASKS = (("hull81", 0.75), ("hull68", 0.25))
 
 

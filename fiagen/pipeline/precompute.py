@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -17,6 +16,7 @@ from fiagen import __version__
 from fiagen.errors import FiagenError
 from fiagen.manifests.manifest import MANIFEST_NAME, RUN_NAME, write_manifest, write_run_report
 from fiagen.manifests.sources import SPLITS, SourceListing, resolve_source
+from fiagen.outputs import claim_output
 from fiagen.pipeline.cluster import ray_session
 from fiagen.pipeline.extract import TIMED_STEPS, VideoResult, extract_video
 from fiagen.pipeline.plan import ShardPlan, is_done, plan_shards
@@ -25,7 +25,6 @@ from fiagen.pipeline.reconstruct.stage import ReconstructPool, pick_fit_videos, 
 from fiagen.pipeline.shards import SCHEMA_VERSION, ShardContent, read_shard_meta, recorded_checksum, write_shard
 from fiagen.progress import stage_progress
 
-CONFIG_NAME = "config.json"
 MODELS_DIR = "models"
 VERSIONED = ("numpy", "opencv-contrib-python", "mediapipe", "h5py", "ray", "pandas", "pyarrow", "torch")
 
@@ -137,24 +136,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _prepare_out(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
-    """Refuse an output folder made with other settings unless overwriting, which clears fiagen's files."""
-    config_path = out / CONFIG_NAME
-    if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        if previous != fingerprint and not overwrite:
-            changed = sorted(k for k in fingerprint.keys() | previous.keys() if previous.get(k) != fingerprint.get(k))
-            raise ConfigMismatch(f"{out} was made with other settings ({', '.join(changed)} differ); "
-                                 f"use another --out or pass --overwrite to rebuild it")
-        if previous != fingerprint:
-            for name in ("shards", "models"):
-                shutil.rmtree(out / name, ignore_errors=True)
-            for name in (MANIFEST_NAME, RUN_NAME, CONFIG_NAME):
-                (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(fingerprint, indent=2) + "\n")
-
-
 def _run_shards(cfg: PrecomputeConfig, out: Path, todo: list[ShardPlan], concurrency: int,
                 pool: ReconstructPool | None = None) -> dict[str, Any]:
     """Extract every video of the pending shards as Ray tasks (at most `concurrency` at once), pass each
@@ -233,7 +214,9 @@ def precompute(cfg: PrecomputeConfig) -> PrecomputeReport:
         pick_fit_videos(fit_pool, cfg.fit_videos)
     out = Path(cfg.out).absolute()  # Ray tasks write under it, and a cluster's workers run in another directory
     fingerprint = cfg.fingerprint(listing, specs)
-    _prepare_out(out, fingerprint, cfg.overwrite)
+    claim_output(out, fingerprint, cfg.overwrite, ("shards", MODELS_DIR, MANIFEST_NAME, RUN_NAME),
+                 lambda changed: ConfigMismatch(f"{out} was made with other settings ({', '.join(changed)} differ); "
+                                                f"use another --out or pass --overwrite to rebuild it"))
     plans = plan_shards(listing, cfg.splits, cfg.frames, cfg.shard_size)
     todo = [p for p in plans if not is_done(out, p)]
     wall_start = time.perf_counter()

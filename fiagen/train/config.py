@@ -15,8 +15,8 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from fiagen.errors import FiagenError
+from fiagen.generate.ablations import ABLATIONS
 
-ABLATIONS = ("full", "no_mtms", "no_sr", "no_ae", "sbi")
 CONFIG_NAME = "config.yaml"
 
 
