@@ -27,9 +27,15 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def open_video(path: Path) -> cv2.VideoCapture:
+    """A single-threaded FFmpeg decoder: parallelism comes from decoding several videos at once, and a
+    decoder that spreads over every core would oversubscribe the machine under Ray workers."""
+    return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+
+
 def frame_count(path: Path) -> int:
     """The container's frame count; counts by decoding when the container does not say."""
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     try:
         if not cap.isOpened():
             raise DecodeError("cannot open video (corrupt or unsupported container)")
@@ -57,7 +63,7 @@ def read_frames(path: Path, indices: np.ndarray) -> Iterator[tuple[int, np.ndarr
             raise DecodeError("cannot decode image")
         yield 0, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         return
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     try:
         if not cap.isOpened():
             raise DecodeError("cannot open video (corrupt or unsupported container)")
