@@ -41,7 +41,7 @@ def make_shards(data: Path, frames: int, out: Path) -> Path:
 
     from fiagen.pipeline.precompute import PrecomputeConfig, precompute
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         precompute(PrecomputeConfig(src=f"folder:{data / 'real_videos'}", out=str(out), frames=frames,
                                     ae="none", sr="none", quiet=True))

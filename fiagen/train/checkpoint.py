@@ -40,7 +40,7 @@ def save_checkpoint(path: str | Path, model: Detector | TrainNet, *, epoch: int 
     if isinstance(net, TrainNet):
         fpn["selection"] = net.selection()
         if net.fpn is not None:
-            fpn["channels"] = net.fpn.smooth.out_channels
+            fpn["channels"] = net.fpn.channels
             fpn["state"] = {k: v.detach().cpu() for k, v in net.fpn.state_dict().items()}
     payload = {
         "format": FORMAT,
