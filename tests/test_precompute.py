@@ -206,3 +206,21 @@ def test_run_report_is_complete(shards_small: Path) -> None:
     for s in report["shards"]:
         assert s["sha256"] == sha256_file(shards_small / s["path"])
     assert report["timings"]["frames_processed"] == 8 * FRAMES
+
+
+def test_face_models_print_no_native_start_up_notices() -> None:
+    """mediapipe's C++ graphs write TFLite/absl notices to fd 2 on start-up and first use; they are kept
+    out of the user's terminal while detection and mesh results still come back."""
+    code = (
+        "from skimage import data\n"
+        "from fiagen.pipeline.faces import FaceLandmarker\n"
+        "image = data.astronaut()\n"
+        "with FaceLandmarker() as m:\n"
+        "    det = max(m.detect(image), key=lambda d: d.area)\n"
+        "    first, again = m.mesh(image, det.box), m.mesh(image, det.box)\n"
+        "print(len(first), bool((first == again).all()))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["478", "True"]
+    assert res.stderr == ""

@@ -1,11 +1,14 @@
 """Training runs: learning and val selection, the CLI on real shards, kill-and-resume, Ray Train, the
 non-finite guard.
 
-Why the learning test uses synthetic pairs: on the shared real videos (4 training identities) a
-randomly initialised tiny backbone does not learn FIA-USA's subtle pseudo-fakes within a CPU test
-budget (measured: val AUC ~0.5 after 300-600 steps, with SAM or Adam, with or without RCR). The real
-shards run checks the whole chain (FIA-USA dataset, AFFS, FPN, RCR, checkpoints); the learning check
-runs the same loop on pairs whose fake carries a colour-shifted soft region, on held-out pairs.
+Why the learning test uses synthetic pairs: the shared real videos give 4 training identities, and a
+randomly initialised tiny backbone (nothing is downloaded) does not reach 0.9 val AUC on the held-out
+identities' pseudo-fakes in a CPU budget. Measured (test_efficientnet, 64 px, the same model, BCE and SAM
+on pre-generated SBI-recipe pairs, batch 16, lr 0.3): val AUC 0.75-0.85 after 800 steps over seeds,
+0.857 after 2400 steps while train BCE falls to 0.32 (it overfits 4 faces); with the full FIA-USA recipe
+60% of the pairs carry micro masks that change a 64 px crop by under 1 grey level on average. The real
+shards run (below) checks the whole chain (FIA-USA dataset, AFFS, FPN, RCR, checkpoints); the learning
+check runs the same loop on pairs whose fake carries a colour-shifted soft region, on held-out pairs.
 """
 
 from __future__ import annotations

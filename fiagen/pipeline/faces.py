@@ -6,8 +6,11 @@ chosen face only (on a full frame with a small face the mesh finds nothing).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -52,6 +55,22 @@ def expand_box(
     )
 
 
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block: mediapipe's C++ graphs print start-up notices
+    (TFLite delegate, absl warnings) there that Python's logging cannot reach."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class FaceLandmarker:
     """mediapipe full-range face detector + face mesh (478 points) on a crop around the chosen face.
 
@@ -61,12 +80,17 @@ class FaceLandmarker:
     def __init__(self, min_score: float = 0.5) -> None:
         import mediapipe as mp
 
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=min_score
-        )
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
-        )
+        with native_stderr_silenced():  # build and warm up the graphs: their start-up notices are noise
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=min_score
+            )
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
+            )
+            blank = np.zeros((64, 64, 3), np.uint8)
+            self._detector.process(blank)
+            self._mesh.process(blank)
+        self._mesh_warm = False  # the mesh graph prints one more notice on its first found face
 
     def __enter__(self) -> "FaceLandmarker":
         return self
@@ -98,9 +122,11 @@ class FaceLandmarker:
         h, w = frame.shape[:2]
         x0, y0, x1, y1 = expand_box(box, MESH_CONTEXT, MESH_CONTEXT, MESH_CONTEXT, MESH_CONTEXT, w, h)
         crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
-        result = self._mesh.process(crop)
+        with native_stderr_silenced() if not self._mesh_warm else contextlib.nullcontext():
+            result = self._mesh.process(crop)
         if not result.multi_face_landmarks:
             return None
+        self._mesh_warm = True
         ch, cw = crop.shape[:2]
         pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float32)
         pts *= np.array([cw, ch, cw], dtype=np.float32)
