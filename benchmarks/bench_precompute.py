@@ -5,7 +5,7 @@ its last line a JSON object with speedup_2_vs_1, overhead_fraction (time beyond 
 frame time, one worker) and landmark_hit_rate. Needs FIAGEN_TEST_DATA (or --data) pointing at the
 shared media folder.
 
-    python benchmarks/bench_precompute.py [--data ../shared/data] [--repeat 2] [--frames 32]
+    python benchmarks/bench_precompute.py [--data ../shared/data] [--repeat 4] [--frames 32]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def run(src: Path, workers: int, frames: int, tmp: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("FIAGEN_TEST_DATA", "../shared/data"))
-    parser.add_argument("--repeat", type=int, default=2, help="times each clip is listed (balances 2 workers)")
+    parser.add_argument("--repeat", type=int, default=4, help="times each clip is listed (4: 1024 frames, enough for a stable figure)")
     parser.add_argument("--frames", type=int, default=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
