@@ -4,6 +4,7 @@ except the Celeb-DF v2 test list and DFDC metadata examples from the shared inde
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -93,8 +94,12 @@ def test_missing_index_is_one_line_with_origin(tmp_path: Path, monkeypatch: pyte
             resolve_suite(suite, tmp_path)
         message = str(err.value)
         assert index in message and origin in message and "\n" not in message, message
-    with pytest.raises(SourceError, match="FIAGEN_DATA"):
-        resolve_suite("cdf_v2", None)
+    for suite in ("cdf_v2", "df40", "diff"):  # neither --root nor FIAGEN_DATA: the line says to set one
+        with pytest.raises(SourceError, match="pass --root DIR .*or set FIAGEN_DATA"):
+            resolve_suite(suite, None)
+    monkeypatch.setenv("FIAGEN_DATA", str(tmp_path))
+    with pytest.raises(SourceError, match=re.escape(f"{tmp_path / 'DF40'} (from $FIAGEN_DATA) holds none")):
+        resolve_suite("df40", None)
     with pytest.raises(SourceError, match="unknown suite 'cdf'"):
         resolve_suite("cdf", tmp_path)
 

@@ -122,6 +122,15 @@ def _search_roots(root: str | os.PathLike | None) -> list[Path]:
     return out
 
 
+def _where(root: str | os.PathLike | None, name: str) -> str | None:
+    """How a missing dataset folder is named in an error: --root, else $FIAGEN_DATA/<name>; None when
+    neither is set (the error then says to set one)."""
+    if root is not None:
+        return str(root)
+    env = os.environ.get(DATA_ENV)
+    return f"{Path(env).expanduser() / name} (from ${DATA_ENV})" if env else None
+
+
 def _find_dataset(bases: Iterable[Path], names: Sequence[str], marker: str) -> Path | None:
     for base in bases:
         for candidate in [base] + [base / n for n in names]:
@@ -315,9 +324,12 @@ def df40(root: str | os.PathLike | None) -> SuiteListing:
             base = candidate
             break
     if base is None:
-        where = root if root is not None else f"${DATA_ENV}/DF40"
-        raise SourceError(f"df40: {where} holds none of DF40's method folders (fsgan/, simswap/, ...; they come "
-                          f"with {ORIGIN['df40']}); pass the DF40 folder as --root")
+        where = _where(root, "DF40")
+        what = f"DF40's method folders (fsgan/, simswap/, ...; they come with {ORIGIN['df40']})"
+        if where is None:
+            raise SourceError(f"df40: pass --root DIR (the DF40 folder) or set {DATA_ENV} to a folder holding DF40/ "
+                              f"with {what}")
+        raise SourceError(f"df40: {where} holds none of {what}; pass the DF40 folder as --root")
     items: list[EvalItem] = []
     missing: list[EvalItem] = []
     notes: list[str] = []
@@ -373,9 +385,12 @@ def diff(root: str | os.PathLike | None) -> SuiteListing:
         candidates += [b / "test", b]
     base = next((c for c in candidates if c.is_dir() and has_layout(c)), None)
     if base is None:
-        where = root if root is not None else f"${DATA_ENV}/DiFF"
-        raise SourceError(f"diff: {where} (or its test/) has no real/ plus T2I/ I2I/ FS/ FE/ folders (they come "
-                          f"with {ORIGIN['diff']}); pass the DiFF folder as --root")
+        where = _where(root, "DiFF")
+        what = f"real/ plus T2I/ I2I/ FS/ FE/ folders (they come with {ORIGIN['diff']})"
+        if where is None:
+            raise SourceError(f"diff: pass --root DIR (the DiFF folder) or set {DATA_ENV} to a folder holding DiFF/ "
+                              f"with {what}")
+        raise SourceError(f"diff: {where} (or its test/) has no {what}; pass the DiFF folder as --root")
     items = [EvalItem(f"real/{uid}", p, 0, REAL, "diff") for uid, p in _media_units(_child(base, REAL), False)]
     notes = []
     for subset in DIFF_SUBSETS:

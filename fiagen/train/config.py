@@ -61,7 +61,8 @@ class TrainConfig:
     fpn_channels: int | None = _opt(None, "FPN width. Default: 196 for ResNets, else 128 [paper].")
     ablation: str = _opt("full", "Pseudo-fake ablation (Table 6a): " + ", ".join(ABLATIONS) + ".")
     seed: int = _opt(0, "Seed of every random choice (pseudo-fakes, order, init).")
-    loader_workers: int = _opt(4, "DataLoader processes per training worker (0: in the main process).")
+    loader_workers: int | None = _opt(None, "DataLoader processes per training worker (0: in the main process). "
+                                            "Default: min(4, CPU cores).")
     val_limit: int | None = _opt(None, "Validate on the first N val frames only (quick tries). Default: all.")
     val_every: int = _opt(1, "Validate every N epochs (and always after the last).")
     save_every: int = _opt(0, "Also write last.pt every N steps (0: at epoch ends only).")
@@ -91,7 +92,8 @@ class TrainConfig:
             (0.0 < self.affs_ratio <= 1.0, "affs_ratio must be in (0, 1]"),
             (self.ablation in ABLATIONS, f"ablation must be one of {', '.join(ABLATIONS)}"),
             (self.workers >= 1 and self.gpus_per_worker >= 0, "workers must be >= 1, gpus_per_worker >= 0"),
-            (self.loader_workers >= 0 and self.val_every >= 1 and self.save_every >= 0, "bad loader/val/save count"),
+            ((self.loader_workers or 0) >= 0 and self.val_every >= 1 and self.save_every >= 0,
+             "bad loader/val/save count"),
             (self.max_nonfinite >= 1, "max_nonfinite must be >= 1"),
         ]
         bad = [msg for ok, msg in checks if not ok]
@@ -109,6 +111,7 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
+OPTIONAL_INTS = ("affs_batches", "val_limit", "fpn_channels", "loader_workers")  # int options whose default is None
 
 
 def _number_tuple(value: Any, n: int, name: str) -> tuple[float, ...]:
@@ -132,7 +135,7 @@ def _coerce(name: str, value: Any) -> Any:
     if value is None:
         return None
     kind = type(default) if default is not None else str
-    if name in ("affs_batches", "val_limit", "fpn_channels"):
+    if name in OPTIONAL_INTS:
         kind = int
     try:
         if kind is bool:
@@ -214,7 +217,7 @@ def click_options(func: Callable) -> Callable:
             opt = click.option(flag, f.name, default=",".join(f"{v:g}" for v in default), help=f.metadata["help"])
         else:
             kind = {int: int, float: float}.get(type(default), str)
-            if f.name in ("affs_batches", "val_limit", "fpn_channels"):
+            if f.name in OPTIONAL_INTS:
                 kind = int
             opt = click.option(flag, f.name, default=default, type=kind, help=f.metadata["help"])
         func = opt(func)

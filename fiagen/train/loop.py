@@ -12,8 +12,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +109,8 @@ def _datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
 def _loader(ds: Dataset, cfg: TrainConfig, ctx: Context, sampler: Any = None, drop_last: bool = True) -> DataLoader:
     from fiagen.generate.loader import pair_loader
 
-    return pair_loader(ds, cfg.batch_size, sampler=sampler, drop_last=drop_last, num_workers=cfg.loader_workers,
+    workers = cfg.loader_workers if cfg.loader_workers is not None else min(4, os.cpu_count() or 1)
+    return pair_loader(ds, cfg.batch_size, sampler=sampler, drop_last=drop_last, num_workers=workers,
                        pin_memory=ctx.device.type == "cuda")
 
 
@@ -355,7 +358,9 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
                     torch.manual_seed(cfg.seed * 1_000_003 + step * 131 + ctx.rank)
                     terms = sam_step(model, optimizer, batch, cfg, ctx)
                     lr = optimizer.param_groups[0]["lr"]
-                    scheduler.step()
+                    with warnings.catch_warnings():  # a skipped first step: the schedule still counts it
+                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                        scheduler.step()
                     step += 1
                     if terms is None:
                         nonfinite += 1
