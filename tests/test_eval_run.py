@@ -31,8 +31,10 @@ from fiagen.train.model import build_detector
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
+    det = build_detector("resnet10t", 64)
+    torch.nn.init.normal_(det.net.get_classifier().weight, std=0.1)  # the new head starts at 0: give it weights
     path = tmp_path_factory.mktemp("run") / "best.pt"
-    return save_checkpoint(path, build_detector("resnet10t", 64), epoch=3, val_auc=0.91, train_data="ff++_c23")
+    return save_checkpoint(path, det, epoch=3, val_auc=0.91, train_data="ff++_c23")
 
 
 def link(src: Path, dst: Path) -> None:

@@ -185,6 +185,7 @@ def test_affs_widths_follow_table7_and_a_ratio_otherwise():
 def tiny_net() -> TrainNet:
     torch.manual_seed(0)
     det = build_detector("resnet10t", 64)
+    torch.nn.init.normal_(det.net.get_classifier().weight, std=0.1)  # the new head starts at 0: give it weights
     return TrainNet(det, [[0, 5, 7], [1, 2], [3, 4, 9, 10], [0, 511]], fpn_channels=16).eval()
 
 
@@ -244,7 +245,7 @@ def test_pretrained_weights_from_a_state_dict_or_safetensors(tmp_path):
         det = build_detector("resnet10t", 64, pretrained=str(tmp_path / name))
         assert torch.equal(det.net.conv1[0].weight, state["conv1.0.weight"])
         assert torch.equal(det.net.layer4[0].conv2.weight, state["layer4.0.conv2.weight"])
-        assert det.net.fc.weight.shape == (1, 512)
+        assert det.net.fc.weight.shape == (1, 512) and not det.net.fc.weight.any()  # a new head, at 0
     save_file({"x": torch.zeros(2)}, str(tmp_path / "bad.safetensors"))
     with pytest.raises(ModelError, match="no tensor"):
         build_detector("resnet10t", 64, pretrained=str(tmp_path / "bad.safetensors"))

@@ -16,6 +16,7 @@ colour-shifted soft region, on held-out pairs.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -107,7 +108,7 @@ def test_training_learns_held_out_pairs_and_keeps_the_best_val_checkpoint(tmp_pa
     assert result.steps == 8 * 12 and len(steps) == 96 and [int(r["epoch"]) for r in epochs] == list(range(1, 9))
     aucs = [float(r["val_auc"]) for r in epochs]
     assert result.best_auc == max(aucs) >= 0.9, aucs
-    assert float(epochs[-1]["train_bce"]) < 0.5 * float(epochs[0]["train_bce"])
+    assert float(epochs[-1]["train_bce"]) < 0.5 * math.log(2)  # well under chance (the head starts at 0: log 2)
     best = read_checkpoint(result.best)
     assert best["training"] is None and best["info"]["val_auc"] == max(aucs)
     assert best["info"]["epoch"] == aucs.index(max(aucs)) + 1

@@ -175,6 +175,10 @@ def build_detector(backbone: str, size: int, pretrained: str | None = None, drop
         raise
     if not hasattr(net, "forward_intermediates"):
         raise ModelError(f"timm model {backbone!r} has no forward_intermediates (no feature pyramid)")
+    head = net.get_classifier()
+    if isinstance(head, nn.Linear):  # a new 1-logit head starts at 0: no huge first logits at high lr
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
     if pretrained not in (None, "none", "timm"):
         load_backbone_weights(net, pretrained)
     return Detector(net, backbone, size)
