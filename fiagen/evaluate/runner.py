@@ -309,7 +309,7 @@ def _evaluate_suite(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dic
         finished = store.done()
         todo = [it for it in items if it.video_id not in finished]
         conditions.append(_Condition(cond_folder, perturb, lv, todo, store, len(items) - len(todo)))
-    timing = _run_conditions(conditions, cfg, info, scorer, concurrency, spec)
+    timing = _run_conditions(conditions, cfg, info, scorer, concurrency, spec if len(spec) <= 24 else short)
 
     results: dict[str, Any] = {}
     tables: dict[str, pd.DataFrame] = {}
