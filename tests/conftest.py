@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, ContextManager, Iterator
 
 import pytest
 
@@ -22,6 +24,33 @@ def test_data() -> Path:
     if not root or not Path(root, "real_videos").is_dir():
         pytest.skip("FIAGEN_TEST_DATA is not set to the shared real media")
     return Path(root)
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Torch on one thread inside the block (as in a precompute actor; CPU kernels may round differently
+    with other thread counts), then back to what it was."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def one_torch_thread_block() -> Callable[[], ContextManager[None]]:
+    """The one-thread block as a context manager factory, for fixtures of any scope and parts of a test."""
+    return _one_torch_thread
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread for the whole test."""
+    with _one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

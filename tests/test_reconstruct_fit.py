@@ -3,13 +3,10 @@ crops (its val split): PSNR inside a sane band, and the spectral traces their up
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
-import torch
 
 from fiagen.manifests.manifest import read_manifest
 from fiagen.pipeline.reconstruct.builtin import load_builtin, save_builtin
@@ -17,17 +14,6 @@ from fiagen.pipeline.reconstruct.fit import FitSettings, bicubic_sr, fit_builtin
 from fiagen.pipeline.shards import ShardReader
 
 STEPS, PATCH = 150, 48
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch on one thread, as in a precompute actor (then back to what it was)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _crops(out: Path, split: str) -> list[np.ndarray]:
@@ -41,12 +27,12 @@ def _crops(out: Path, split: str) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def fitted(shards_small: Path) -> dict:
+def fitted(shards_small: Path, one_torch_thread_block) -> dict:
     """Both builtin models fit for STEPS steps on 48 px patches of the 32 train crops (seconds on a core)."""
     train, val = _crops(shards_small, "train"), _crops(shards_small, "val")
     assert len(train) == 32 and len(val) == 16
     settings = FitSettings(steps=STEPS, patch=PATCH, seed=0)
-    with one_thread():
+    with one_torch_thread_block():
         models = {kind: fit_builtin(kind, train, val, settings) for kind in ("ae", "sr")}
     return {"train": train, "val": val, "settings": settings, **models}
 
@@ -86,7 +72,7 @@ def high_band_energy_ratio(output: np.ndarray, original: np.ndarray, cutoff: flo
     return float(po[band].sum() / pi[band].sum())
 
 
-def test_fit_record_and_loss_goes_down(fitted: dict) -> None:
+def test_fit_record_and_loss_goes_down(fitted: dict, one_torch_thread_block) -> None:
     for kind in ("ae", "sr"):
         rec, record = fitted[kind]
         assert record["id"] == rec.id and record["settings"]["steps"] == STEPS
@@ -94,7 +80,7 @@ def test_fit_record_and_loss_goes_down(fitted: dict) -> None:
         assert steps[-1] == STEPS and steps == sorted(steps)
         losses = [loss for _, loss in record["loss_curve"]]
         assert np.mean(losses[-5:]) < np.mean(losses[:5])
-        with one_thread():  # as during the fit: CPU kernels may round differently with other thread counts
+        with one_torch_thread_block():  # as during the fit: CPU kernels may round differently with other thread counts
             assert record["psnr_val"] == pytest.approx(mean_psnr(fitted["val"], rec(fitted["val"])), abs=1e-9)
 
 
@@ -157,12 +143,12 @@ def test_sr_output_lacks_the_high_band(fitted: dict) -> None:
     assert max(ratios) < 0.2, ratios
 
 
-def test_fitting_is_seeded(fitted: dict, tmp_path: Path) -> None:
+def test_fitting_is_seeded(fitted: dict, tmp_path: Path, one_torch_thread_block) -> None:
     """Same data, settings and seed -> the same weights (same id) and the same bytes after a save/load."""
     train, val, settings = fitted["train"], fitted["val"], fitted["settings"]
     rec, record = fitted["sr"]
     short = FitSettings(steps=10, patch=PATCH, seed=0)
-    with one_thread():
+    with one_torch_thread_block():
         a, _ = fit_builtin("sr", train, [], short)
         b, _ = fit_builtin("sr", train, [], short)
         c, _ = fit_builtin("sr", train, [], FitSettings(steps=10, patch=PATCH, seed=1))

@@ -44,15 +44,6 @@ def _rows(out: Path):
             yield m, reader
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Torch on one thread, as in a precompute actor, for this test only."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_shards_hold_ae_and_sr_of_each_frame(recon_out: Path, one_torch_thread) -> None:
     ids = {kind: load_builtin(recon_out / "models", kind).id for kind in ("ae", "sr")}
     manifest = read_manifest(recon_out)

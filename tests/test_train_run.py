@@ -89,16 +89,8 @@ def val_auc(ckpt: Path, ds: Dataset) -> float:
     return roc_auc_score([0] * len(items) + [1] * len(items), scores.numpy())
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
-def test_training_learns_held_out_pairs_and_keeps_the_best_val_checkpoint(tmp_path, one_thread):
+def test_training_learns_held_out_pairs_and_keeps_the_best_val_checkpoint(tmp_path, one_torch_thread):
     train_ds, val_ds = ColourPatchPairs(96, 64, seed=1), ColourPatchPairs(32, 64, seed=2)
     cfg = TrainConfig(shards="synthetic", run=str(tmp_path / "run"), backbone="test_efficientnet", size=64,
                       batch_size=8, epochs=8, lr=0.05, loader_workers=0, affs_batches=4, quiet=True)
@@ -148,7 +140,7 @@ def _losses(run: Path) -> dict[int, tuple[float, float, float]]:
 
 @pytest.mark.slow
 @pytest.mark.realmedia
-def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, tmp_path, one_thread):
+def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, tmp_path, one_torch_thread):
     common = dict(shards=str(shards_small), backbone="test_efficientnet", size=64, batch_size=8, epochs=3,
                   loader_workers=0, affs_batches=2, quiet=True, save_every=2)
     straight = run_training(TrainConfig(run=str(tmp_path / "straight"), **common), Context())

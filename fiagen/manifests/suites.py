@@ -122,13 +122,15 @@ def _search_roots(root: str | os.PathLike | None) -> list[Path]:
     return out
 
 
-def _where(root: str | os.PathLike | None, name: str) -> str | None:
-    """How a missing dataset folder is named in an error: --root, else $FIAGEN_DATA/<name>; None when
-    neither is set (the error then says to set one)."""
-    if root is not None:
-        return str(root)
+def _no_layout(suite: str, root: str | os.PathLike | None, folder: str, lacks: str, what: str) -> SourceError:
+    """The one-line error of a suite found by its folder layout: where it looked (--root, else
+    $FIAGEN_DATA/<folder>) and `lacks` `what`; or, with neither set, that one must be."""
     env = os.environ.get(DATA_ENV)
-    return f"{Path(env).expanduser() / name} (from ${DATA_ENV})" if env else None
+    if root is None and not env:
+        return SourceError(f"{suite}: pass --root DIR (the {folder} folder) or set {DATA_ENV} to a folder holding "
+                           f"{folder}/ with {what}")
+    where = str(root) if root is not None else f"{Path(env).expanduser() / folder} (from ${DATA_ENV})"
+    return SourceError(f"{suite}: {where} {lacks} {what}; pass the {folder} folder as --root")
 
 
 def _find_dataset(bases: Iterable[Path], names: Sequence[str], marker: str) -> Path | None:
@@ -324,12 +326,8 @@ def df40(root: str | os.PathLike | None) -> SuiteListing:
             base = candidate
             break
     if base is None:
-        where = _where(root, "DF40")
-        what = f"DF40's method folders (fsgan/, simswap/, ...; they come with {ORIGIN['df40']})"
-        if where is None:
-            raise SourceError(f"df40: pass --root DIR (the DF40 folder) or set {DATA_ENV} to a folder holding DF40/ "
-                              f"with {what}")
-        raise SourceError(f"df40: {where} holds none of {what}; pass the DF40 folder as --root")
+        raise _no_layout("df40", root, "DF40", "holds none of",
+                         f"DF40's method folders (fsgan/, simswap/, ...; they come with {ORIGIN['df40']})")
     items: list[EvalItem] = []
     missing: list[EvalItem] = []
     notes: list[str] = []
@@ -385,12 +383,8 @@ def diff(root: str | os.PathLike | None) -> SuiteListing:
         candidates += [b / "test", b]
     base = next((c for c in candidates if c.is_dir() and has_layout(c)), None)
     if base is None:
-        where = _where(root, "DiFF")
-        what = f"real/ plus T2I/ I2I/ FS/ FE/ folders (they come with {ORIGIN['diff']})"
-        if where is None:
-            raise SourceError(f"diff: pass --root DIR (the DiFF folder) or set {DATA_ENV} to a folder holding DiFF/ "
-                              f"with {what}")
-        raise SourceError(f"diff: {where} (or its test/) has no {what}; pass the DiFF folder as --root")
+        raise _no_layout("diff", root, "DiFF", "(or its test/) has no",
+                         f"real/ plus T2I/ I2I/ FS/ FE/ folders (they come with {ORIGIN['diff']})")
     items = [EvalItem(f"real/{uid}", p, 0, REAL, "diff") for uid, p in _media_units(_child(base, REAL), False)]
     notes = []
     for subset in DIFF_SUBSETS:
