@@ -63,14 +63,15 @@ def main() -> None:
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     from fiagen.generate.dataset import FIAUSADataset
-    from fiagen.generate.loader import pair_loader
+    from fiagen.generate.loader import AtEpoch, pair_loader
 
     with tempfile.TemporaryDirectory() as tmp:
         shards = args.shards or small_shards(args.data, Path(tmp))
         ds = FIAUSADataset(shards, split="train", size=args.size, seed=0, train=True)
         ctx = Context(device=device)
-        loader = pair_loader(ds, args.batch, sampler=EpochSampler(ds, 1, 0, 0), drop_last=True,
-                             num_workers=args.loader_workers, pin_memory=device.type == "cuda")
+        loader = pair_loader(AtEpoch(ds), args.batch, sampler=EpochSampler(ds, 1, 0, 0), drop_last=True,
+                             num_workers=args.loader_workers, pin_memory=device.type == "cuda",
+                             persistent_workers=args.loader_workers > 0)
         batches = [b for _, b in zip(range(2), loader)]
 
         torch.manual_seed(0)

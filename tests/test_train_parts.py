@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
 import torch.nn.functional as F
 import yaml
 from click.testing import CliRunner
+from torch.utils.data import Dataset
 
 from fiagen.cli import cli
 from fiagen.train.affs import affs_widths, channel_errors, select_channels
 from fiagen.train.checkpoint import CheckpointError, load_detector, read_checkpoint, save_checkpoint, train_net_from
 from fiagen.train.config import ConfigError, TrainConfig, resolve_config
 from fiagen.train.losses import detector_loss, rcr_losses, region_masks
-from fiagen.train.loop import _lr_factor
+from fiagen.train.loop import Context, EpochSampler, _lr_factor, _train_loader
 from fiagen.train.model import ModelError, TrainNet, build_detector
 
 TAU = 0.7
@@ -284,3 +286,39 @@ def test_cli_dry_run_prints_the_resolved_config(tmp_path):
     shown = yaml.safe_load(res.output)
     assert (shown["epochs"], shown["backbone"], shown["tau"], shown["affs"], shown["lr"]) == (7, "resnet50", 0.5, False, 0.001)
     assert shown["run"] == "runs/sh-resnet50" and shown["lambdas"] == [1.0, 2.5, 0.25]
+
+
+class EpochTagged(Dataset):
+    """Items that say which process drew them, and at which epoch."""
+
+    def __init__(self, n: int):
+        self.n, self.epoch = n, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict[str, int]:
+        return {"index": index, "epoch": self.epoch, "pid": os.getpid()}
+
+
+def test_train_loader_keeps_its_workers_across_epochs_and_draws_each_epochs_items():
+    ds = EpochTagged(12)
+    loader, sampler = _train_loader(ds, TrainConfig(shards="unused", batch_size=4, loader_workers=1), Context())
+    orders, pids = {}, set()
+    for epoch in (0, 1, 2):
+        sampler.set_epoch(epoch)
+        batches = list(loader)
+        assert {int(e) for b in batches for e in b["epoch"]} == {epoch}  # the worker drew this epoch's items
+        pids |= {int(p) for b in batches for p in b["pid"]}
+        orders[epoch] = [int(i) for b in batches for i in b["index"]]
+        reference = EpochSampler(ds, 1, 0, 0)
+        reference.set_epoch(epoch)
+        assert orders[epoch] == [i for _, i in reference]
+    assert len(pids) == 1 and os.getpid() not in pids  # one worker process for all three epochs
+    assert orders[0] != orders[1] and sorted(orders[1]) == list(range(12))
+    sampler.set_epoch(1)
+    sampler.skip = 4  # a resumed run starts one batch into the epoch
+    assert [int(i) for b in loader for i in b["index"]] == orders[1][4:]

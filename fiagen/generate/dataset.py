@@ -7,9 +7,10 @@
 
 Item i is the i-th manifest row of the split; its pair is a pure function of (seed, i, epoch), so it
 is the same bytes in any process and with any number of DataLoader workers. set_epoch changes the
-draws; with `persistent_workers=True` the workers keep the epoch they were started with, so call
-set_epoch before each epoch's iterator is made without persistent workers (the default), or
-rebuild the loader. Validation (train=False) uses the 12.5% evaluation crop, no shared augmentations,
+draws; with `persistent_workers=True` the workers keep the epoch they were started with, so either
+call set_epoch before each epoch's iterator is made without persistent workers (the default), or
+read the dataset through `fiagen.generate.loader.AtEpoch`, whose (epoch, index) keys carry the
+epoch to every worker (the trainer does). Validation (train=False) uses the 12.5% evaluation crop, no shared augmentations,
 and epoch 0 always. HDF5 files are opened lazily per process; use `worker_init` as the
 DataLoader's worker_init_fn to keep each worker on one thread.
 

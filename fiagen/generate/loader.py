@@ -3,6 +3,10 @@
 Workers come from a forkserver that has imported the online stage but never run OpenCV's or torch's
 thread pools: a plain fork of a process whose OpenCV pool has run copies the pool's locks with
 waiters that do not exist in the child, and the worker then hangs in `cv2.setNumThreads`.
+
+Starting a worker costs seconds when the main module imports much (each worker re-imports it), so a
+training run keeps its workers for the whole run (`persistent_workers=True`) and tells them the epoch
+with every index: `AtEpoch(ds)` takes (epoch, index) keys, which `fiagen.train.loop.EpochSampler` yields.
 """
 
 from __future__ import annotations
@@ -13,6 +17,22 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fiagen.generate.dataset import worker_init
+
+
+class AtEpoch(Dataset):
+    """A dataset with `set_epoch` read by (epoch, index) keys: each item carries its epoch, so workers that
+    live across epochs draw the right pairs; the item is the dataset's item `index` at that epoch."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        self.ds.set_epoch(epoch)
+        return self.ds[index]
 
 
 def pair_loader(ds: Dataset, batch_size: int | None, *, num_workers: int = 0, sampler: Sampler | None = None,

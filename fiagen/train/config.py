@@ -61,8 +61,8 @@ class TrainConfig:
     fpn_channels: int | None = _opt(None, "FPN width. Default: 196 for ResNets, else 128 [paper].")
     ablation: str = _opt("full", "Pseudo-fake ablation (Table 6a): " + ", ".join(ABLATIONS) + ".")
     seed: int = _opt(0, "Seed of every random choice (pseudo-fakes, order, init).")
-    loader_workers: int | None = _opt(None, "DataLoader processes per training worker (0: in the main process). "
-                                            "Default: min(4, CPU cores).")
+    loader_workers: int | None = _opt(None, "DataLoader processes per training worker, started once and kept for "
+                                            "the whole run (0: in the main process). Default: min(4, CPU cores).")
     val_limit: int | None = _opt(None, "Validate on the first N val frames only (quick tries). Default: all.")
     val_every: int = _opt(1, "Validate every N epochs (and always after the last).")
     save_every: int = _opt(0, "Also write last.pt every N steps (0: at epoch ends only).")

@@ -70,14 +70,16 @@ class TrainResult:
 
 
 class EpochSampler(DistributedSampler):
-    """DistributedSampler (order from seed + epoch via set_epoch) that can start `skip` samples into an epoch."""
+    """DistributedSampler (order from seed + epoch via set_epoch) that yields (epoch, index) keys for an
+    `AtEpoch` dataset and can start `skip` samples into an epoch."""
 
     def __init__(self, dataset: Dataset, world: int, rank: int, seed: int):
         super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
         self.skip = 0
 
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(super().__iter__(), self.skip, None)
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        epoch = self.epoch
+        return ((epoch, i) for i in itertools.islice(super().__iter__(), self.skip, None))
 
     def __len__(self) -> int:
         return super().__len__() - self.skip
@@ -107,11 +109,26 @@ def _datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
 
 
 def _loader(ds: Dataset, cfg: TrainConfig, ctx: Context, sampler: Any = None, drop_last: bool = True) -> DataLoader:
+    """A loader for the whole run: its worker processes start once and live until the run ends."""
     from fiagen.generate.loader import pair_loader
 
     workers = cfg.loader_workers if cfg.loader_workers is not None else min(4, os.cpu_count() or 1)
     return pair_loader(ds, cfg.batch_size, sampler=sampler, drop_last=drop_last, num_workers=workers,
-                       pin_memory=ctx.device.type == "cuda")
+                       pin_memory=ctx.device.type == "cuda", persistent_workers=workers > 0)
+
+
+def _train_loader(train_ds: Dataset, cfg: TrainConfig, ctx: Context) -> tuple[DataLoader, EpochSampler]:
+    """The training batches of a run and their sampler (set its epoch and skip before each pass)."""
+    from fiagen.generate.loader import AtEpoch
+
+    sampler = EpochSampler(train_ds, ctx.world, ctx.rank, cfg.seed)
+    return _loader(AtEpoch(train_ds), cfg, ctx, sampler), sampler
+
+
+def _val_loader(val_ds: Dataset, cfg: TrainConfig, ctx: Context) -> DataLoader:
+    """This worker's share of the val pairs (the first --val-limit frames, or all)."""
+    n = len(val_ds) if cfg.val_limit is None else min(len(val_ds), cfg.val_limit)
+    return _loader(Subset(val_ds, list(range(ctx.rank, n, ctx.world))), cfg, ctx, drop_last=False)
 
 
 def _train_data(cfg: TrainConfig, injected: Dataset | None) -> str:
@@ -192,16 +209,15 @@ def sam_step(net: torch.nn.Module, optimizer: SAM, batch: dict[str, torch.Tensor
 
 
 @torch.no_grad()
-def validate(detector: torch.nn.Module, ds: Dataset, cfg: TrainConfig, ctx: Context) -> tuple[float, float]:
-    """(AUC, BCE loss) on the val split's real frames and their fixed pseudo-fakes (each worker a share)."""
+def validate(detector: torch.nn.Module, loader: DataLoader, cfg: TrainConfig, ctx: Context) -> tuple[float, float]:
+    """(AUC, BCE loss) on the val split's real frames and their fixed pseudo-fakes (`loader`: this
+    worker's share, see `_val_loader`)."""
     from sklearn.metrics import roc_auc_score
 
-    n = len(ds) if cfg.val_limit is None else min(len(ds), cfg.val_limit)
-    share = Subset(ds, list(range(ctx.rank, n, ctx.world)))
     was_training = detector.training
     detector.eval()
     logits, labels = [], []
-    for batch in _loader(share, cfg, ctx, drop_last=False):
+    for batch in loader:
         x = torch.cat([batch["real"], batch["fake"]]).to(ctx.device)
         with _autocast(cfg, ctx.device):
             out = detector(x).float().cpu()
@@ -238,8 +254,10 @@ def _prepare_run(cfg: TrainConfig, ctx: Context) -> Path:
     return run
 
 
-def _init_net(cfg: TrainConfig, train_ds: Dataset, ctx: Context, run: Path) -> tuple[TrainNet, AFFSSelection | None]:
-    """A new TrainNet: backbone (+ pretrained weights), AFFS ranking on training pairs, FPN."""
+def _init_net(cfg: TrainConfig, loader: DataLoader, sampler: EpochSampler, ctx: Context,
+              run: Path) -> tuple[TrainNet, AFFSSelection | None]:
+    """A new TrainNet: backbone (+ pretrained weights), AFFS ranking on training pairs (epochs 0, 1, ...
+    of `loader`), FPN."""
     if cfg.pretrained == "none" and ctx.main:
         print(f"fiagen: warning: --pretrained none: {cfg.backbone} starts from random weights; detection "
               "results will be poor (pass --pretrained timm or a weights file)", file=sys.stderr)
@@ -248,7 +266,6 @@ def _init_net(cfg: TrainConfig, train_ds: Dataset, ctx: Context, run: Path) -> t
     selection = None
     if cfg.uses_rcr and cfg.affs:
         detector.to(ctx.device)
-        sampler = EpochSampler(train_ds, ctx.world, ctx.rank, cfg.seed)
         per_pass = len(sampler) // cfg.batch_size
         budget = cfg.affs_batches if cfg.affs_batches is not None else AFFS_PASSES * per_pass * ctx.world
         budget = max(1, math.ceil(budget / ctx.world))
@@ -257,8 +274,8 @@ def _init_net(cfg: TrainConfig, train_ds: Dataset, ctx: Context, run: Path) -> t
             done = 0
             for p in itertools.count():
                 sampler.set_epoch(p)
-                train_ds.set_epoch(p)
-                for batch in _loader(train_ds, cfg, ctx, sampler):
+                sampler.skip = 0
+                for batch in loader:
                     yield batch
                     done += 1
                     if done >= budget:
@@ -302,12 +319,14 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
     """
     run = _prepare_run(cfg, ctx)
     train_ds, val_ds = data if data is not None else _datasets(cfg)
+    train_loader, sampler = _train_loader(train_ds, cfg, ctx)
+    val_loader = _val_loader(val_ds, cfg, ctx)
     saved = read_checkpoint(run / "last.pt") if cfg.resume else None
     if saved is not None:
         _check_resume(cfg, saved["config"] or {})
         net, affs = train_net_from(saved), saved["affs"]
     else:
-        net, selection = _init_net(cfg, train_ds, ctx, run)
+        net, selection = _init_net(cfg, train_loader, sampler, ctx, run)
         affs = selection.to_dict() if selection else None
     net.to(ctx.device)
     if ctx.device.type == "cuda" and cfg.channels_last:
@@ -317,7 +336,7 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
         model = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     optimizer = SAM(net.parameters(), torch.optim.SGD, rho=cfg.rho, lr=cfg.lr, momentum=cfg.momentum,
                     weight_decay=cfg.weight_decay)
-    sampler = EpochSampler(train_ds, ctx.world, ctx.rank, cfg.seed)
+    sampler.skip = 0
     steps_per_epoch = len(sampler) // cfg.batch_size
     if steps_per_epoch == 0:
         raise TrainingError(f"each of the {ctx.world} workers gets {len(sampler)} training frames, fewer than "
@@ -348,12 +367,11 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
             for epoch in range(epoch0, cfg.epochs):
                 sampler.set_epoch(epoch)
                 sampler.skip = (step - epoch * steps_per_epoch) * cfg.batch_size
-                train_ds.set_epoch(epoch)
                 sums = {"loss": 0.0, "bce": 0.0, "pcr": 0.0, "icr": 0.0}
                 counted, wait_total, epoch_start = 0, 0.0, time.perf_counter()
                 model.train()
                 tick = time.perf_counter()
-                for batch in _loader(train_ds, cfg, ctx, sampler):
+                for batch in train_loader:
                     wait = time.perf_counter() - tick
                     torch.manual_seed(cfg.seed * 1_000_003 + step * 131 + ctx.rank)
                     terms = sam_step(model, optimizer, batch, cfg, ctx)
@@ -390,7 +408,7 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
                 seconds = time.perf_counter() - epoch_start
                 val_auc = val_loss = None
                 if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
-                    val_auc, val_loss = validate(net.detector, val_ds, cfg, ctx)
+                    val_auc, val_loss = validate(net.detector, val_loader, cfg, ctx)
                     if ctx.main and (best_auc is None or val_auc > best_auc):
                         best_auc = val_auc
                         checkpoint(run / "best.pt", epoch + 1, val_auc, training=False)
