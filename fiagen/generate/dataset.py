@@ -10,8 +10,8 @@ is the same bytes in any process and with any number of DataLoader workers. set_
 draws; with `persistent_workers=True` the workers keep the epoch they were started with, so either
 call set_epoch before each epoch's iterator is made without persistent workers (the default), or
 read the dataset through `fiagen.generate.loader.AtEpoch`, whose (epoch, index) keys carry the
-epoch to every worker (the trainer does). Validation (train=False) uses the 12.5% evaluation crop, no shared augmentations,
-and epoch 0 always. HDF5 files are opened lazily per process; use `worker_init` as the
+epoch to every worker (the trainer does). Validation (train=False) uses the 12.5% evaluation crop,
+no shared augmentations, and epoch 0 always. HDF5 files are opened lazily per process; use `worker_init` as the
 DataLoader's worker_init_fn to keep each worker on one thread.
 
 "real" is the untouched (outside) side of the blend: where the mask is 0 it equals the fake before
