@@ -28,7 +28,7 @@ from pytorch_optimizer import SAM
 
 from fiagen.train.affs import affs_widths, select_channels
 from fiagen.train.config import TrainConfig
-from fiagen.train.loop import Context, EpochSampler, resolve_device, sam_step
+from fiagen.train.loop import Context, make_train_loader, resolve_device, sam_step
 from fiagen.train.model import TrainNet, build_detector, default_fpn_channels
 
 
@@ -63,21 +63,19 @@ def main() -> None:
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     from fiagen.generate.dataset import FIAUSADataset
-    from fiagen.generate.loader import AtEpoch, pair_loader
 
     with tempfile.TemporaryDirectory() as tmp:
         shards = args.shards or small_shards(args.data, Path(tmp))
         ds = FIAUSADataset(shards, split="train", size=args.size, seed=0, train=True)
         ctx = Context(device=device)
-        loader = pair_loader(AtEpoch(ds), args.batch, sampler=EpochSampler(ds, 1, 0, 0), drop_last=True,
-                             num_workers=args.loader_workers, pin_memory=device.type == "cuda",
-                             persistent_workers=args.loader_workers > 0)
+        full_cfg = TrainConfig(shards=str(shards), backbone=args.backbone, size=args.size, batch_size=args.batch,
+                               loader_workers=args.loader_workers)
+        loader, sampler = make_train_loader(ds, full_cfg, ctx)
         batches = [b for _, b in zip(range(2), loader)]
 
         torch.manual_seed(0)
         detector = build_detector(args.backbone, args.size).to(device)
         selection = select_channels(detector, batches, affs_widths(detector.stage_channels), device)
-        full_cfg = TrainConfig(shards=str(shards), backbone=args.backbone, size=args.size, batch_size=args.batch)
         plain_cfg = TrainConfig(shards=str(shards), backbone=args.backbone, size=args.size, batch_size=args.batch,
                                 lambdas=(1.0, 0.0, 0.0))
         full = TrainNet(detector, selection.indices, default_fpn_channels(args.backbone)).to(device)
@@ -106,7 +104,7 @@ def main() -> None:
         for i in range(args.steps + 1):
             batch = next(it, None)
             if batch is None:
-                loader.sampler.set_epoch(i)
+                sampler.set_epoch(i)
                 it = iter(loader)
                 batch = next(it)
             got = time.perf_counter()

@@ -17,7 +17,7 @@ from fiagen.train.affs import affs_widths, channel_errors, select_channels
 from fiagen.train.checkpoint import CheckpointError, load_detector, read_checkpoint, save_checkpoint, train_net_from
 from fiagen.train.config import ConfigError, TrainConfig, resolve_config
 from fiagen.train.losses import detector_loss, rcr_losses, region_masks
-from fiagen.train.loop import Context, EpochSampler, _lr_factor, _train_loader
+from fiagen.train.loop import Context, EpochSampler, _lr_factor, make_train_loader
 from fiagen.train.model import ModelError, TrainNet, build_detector
 
 TAU = 0.7
@@ -306,7 +306,7 @@ class EpochTagged(Dataset):
 
 def test_train_loader_keeps_its_workers_across_epochs_and_draws_each_epochs_items():
     ds = EpochTagged(12)
-    loader, sampler = _train_loader(ds, TrainConfig(shards="unused", batch_size=4, loader_workers=1), Context())
+    loader, sampler = make_train_loader(ds, TrainConfig(shards="unused", batch_size=4, loader_workers=1), Context())
     orders, pids = {}, set()
     for epoch in (0, 1, 2):
         sampler.set_epoch(epoch)

@@ -117,7 +117,7 @@ def _loader(ds: Dataset, cfg: TrainConfig, ctx: Context, sampler: Any = None, dr
                        pin_memory=ctx.device.type == "cuda", persistent_workers=workers > 0)
 
 
-def _train_loader(train_ds: Dataset, cfg: TrainConfig, ctx: Context) -> tuple[DataLoader, EpochSampler]:
+def make_train_loader(train_ds: Dataset, cfg: TrainConfig, ctx: Context) -> tuple[DataLoader, EpochSampler]:
     """The training batches of a run and their sampler (set its epoch and skip before each pass)."""
     from fiagen.generate.loader import AtEpoch
 
@@ -274,7 +274,6 @@ def _init_net(cfg: TrainConfig, loader: DataLoader, sampler: EpochSampler, ctx: 
             done = 0
             for p in itertools.count():
                 sampler.set_epoch(p)
-                sampler.skip = 0
                 for batch in loader:
                     yield batch
                     done += 1
@@ -319,7 +318,7 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
     """
     run = _prepare_run(cfg, ctx)
     train_ds, val_ds = data if data is not None else _datasets(cfg)
-    train_loader, sampler = _train_loader(train_ds, cfg, ctx)
+    train_loader, sampler = make_train_loader(train_ds, cfg, ctx)
     val_loader = _val_loader(val_ds, cfg, ctx)
     saved = read_checkpoint(run / "last.pt") if cfg.resume else None
     if saved is not None:
@@ -336,7 +335,6 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
         model = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     optimizer = SAM(net.parameters(), torch.optim.SGD, rho=cfg.rho, lr=cfg.lr, momentum=cfg.momentum,
                     weight_decay=cfg.weight_decay)
-    sampler.skip = 0
     steps_per_epoch = len(sampler) // cfg.batch_size
     if steps_per_epoch == 0:
         raise TrainingError(f"each of the {ctx.world} workers gets {len(sampler)} training frames, fewer than "
