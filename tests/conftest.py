@@ -104,6 +104,28 @@ def astronaut_face():
 
 
 @pytest.fixture(scope="session")
+def hard_faces(test_data: Path) -> dict[str, np.ndarray]:
+    """Faces that mediapipe's full-range detector alone misses (what precompute and evaluate ran before
+    issue 13), made from frame 0 of a shared clip: its face box + 5% per side, as a frame-filling 512 px
+    close-up (`closeup512`) and as a 64 px tight crop (`tight64`), RGB uint8."""
+    import numpy as np
+
+    from fiagen.generate.crop import resize_to
+    from fiagen.pipeline.faces import FaceLandmarker, expand_box
+    from fiagen.pipeline.video import read_frames
+
+    _, frame = next(read_frames(test_data / "real_videos" / "liveportrait_d12.mp4", np.array([0])))
+    h, w = frame.shape[:2]
+    with FaceLandmarker() as marker:
+        (face,) = marker.detect(frame)
+        x0, y0, x1, y1 = expand_box(face.box, 0.05, 0.05, 0.05, 0.05, w, h)
+        images = {"closeup512": resize_to(frame[y0:y1, x0:x1], 512), "tight64": resize_to(frame[y0:y1, x0:x1], 64)}
+        for image in images.values():
+            assert marker.detect_pass(image, "full_range") == []
+    return images
+
+
+@pytest.fixture(scope="session")
 def fia_shards(astronaut_face, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small precompute output written directly: train (2 videos, 10 frames) and val (3 frames) shards
     of shifted astronaut faces, each with constant AE (200) and SR (50) images; train row 1 has no AE."""

@@ -16,7 +16,8 @@ from fiagen.evaluate.explain import ExplainError, gradcam, overlay
 from fiagen.evaluate.metrics import binary_metrics, eer
 from fiagen.evaluate.perturb import PERTURBATIONS, PerturbError, parse_levels, parse_perturb
 from fiagen.evaluate.store import ScoreStore, read_scores
-from fiagen.evaluate.tables import frame_scores, robustness_table, suite_table, video_scores, write_table
+from fiagen.evaluate.tables import (SMALL_SAMPLE_NOTE, frame_scores, robustness_table, suite_table, video_scores,
+                                     write_table)
 
 
 def test_metrics_equal_sklearn() -> None:
@@ -105,6 +106,28 @@ def test_tables_written_with_stamp(tmp_path) -> None:
     assert rob.loc[1, "r_auc"] == pytest.approx(0.125) and rob.loc[5, "r_auc"] == pytest.approx(-0.25)
 
 
+
+def test_rows_with_fewer_than_10_real_or_fake_units_are_flagged(tmp_path) -> None:
+    def table(n_real: int, n_fake: int) -> pd.DataFrame:
+        vids = [{"video": f"r{k}", "label": 0, "method": "real", "pool": "p", "family": ""} for k in range(n_real)]
+        vids += [{"video": f"f{k}", "label": 1, "method": "DF", "pool": "p", "family": ""} for k in range(n_fake)]
+        frames = pd.DataFrame([{**v, "frame": 0, "face": 0, "score": 0.2 + 0.6 * v["label"]} for v in vids])
+        return suite_table(frames, pd.DataFrame(vids), "video")
+
+    one_vs_one = table(1, 1)
+    assert one_vs_one.set_index("method")["small_sample"].to_dict() == {"DF": "yes", "all": "yes"}
+    assert one_vs_one.set_index("method").loc["all", "video_auc"] == 1.0  # a perfect, meaningless AUC
+    paths = write_table(one_vs_one, {"level": "video"}, tmp_path / "table", "one_vs_one")
+    assert pd.read_csv(paths["csv"])["small_sample"].tolist() == ["yes", "yes"]
+    md = paths["md"].read_text()
+    assert "| small_sample |" in md.splitlines()[4] and md.rstrip().endswith(SMALL_SAMPLE_NOTE)
+    assert "small\\_sample = yes: fewer than 10 real or 10 fake units" in paths["tex"].read_text()
+    assert table(10, 9).set_index("method").loc["all", "small_sample"] == "yes"
+    enough = table(10, 10)
+    assert enough["small_sample"].tolist() == ["", ""]
+    paths = write_table(enough, {"level": "video"}, tmp_path / "enough", "enough")
+    assert SMALL_SAMPLE_NOTE not in paths["md"].read_text() and "fewer than" not in paths["tex"].read_text()
+
 @pytest.fixture(scope="module")
 def face_image() -> np.ndarray:
     return np.ascontiguousarray(skdata.astronaut()[:256, 96:352])
@@ -190,10 +213,8 @@ def test_store_chunks_and_crash_recovery(tmp_path) -> None:
     # A run killed between writing a chunk's frames part and its videos part: the orphan goes on reopen.
     pq.write_table(pq.read_table(tmp_path / "frames.parquet" / "part-00001.parquet"),
                    tmp_path / "frames.parquet" / "part-00002.parquet")
-    (tmp_path / "videos.parquet" / "part-00003.parquet.tmp").write_bytes(b"half")
     reopened = ScoreStore(tmp_path)
     assert not (tmp_path / "frames.parquet" / "part-00002.parquet").exists()
-    assert not list((tmp_path / "videos.parquet").glob("*.tmp"))
     frames, videos = read_scores(tmp_path)
     assert frames["video"].tolist() == ["a", "c"] and videos["video"].tolist() == ["a", "b", "c"]
     assert pd.read_parquet(tmp_path / "frames.parquet")["score"].tolist() == pytest.approx([0.25, 0.25])

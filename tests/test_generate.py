@@ -64,6 +64,11 @@ def test_ablations_change_the_mask_and_recon_draws() -> None:
     freq = frequencies([pick(rng, sbi.mask_types) for _ in range(N_DRAWS)])
     assert abs(freq["hull81"] - 0.75) < TOL and abs(freq["hull68"] - 0.25) < TOL
     assert sbi.recon_probs == (("original", 1.0),) and sbi.affine and sbi.freq_ops == ("downscale", "sharpen")
+    assert all(resolve_recipe(a, GenerateConfig(), True, 64).affine for a in ("full", "no_mtms", "no_sr", "no_ae"))
+    assert not resolve_recipe("no_affine", GenerateConfig(), True, 64).affine
+    assert not resolve_recipe("full", GenerateConfig(affine=False), True, 64).affine
+    assert resolve_recipe("no_affine", GenerateConfig(), True, 64).recon_probs == resolve_recipe(
+        "full", GenerateConfig(), True, 64).recon_probs
     for ablation, expected in (("no_sr", {"ae": 0.3, "original": 0.7}), ("no_ae", {"sr": 0.2, "original": 0.8})):
         probs = resolve_recipe(ablation, GenerateConfig(), True, 64).recon_probs
         freq = frequencies([draw_recon(rng, probs) for _ in range(N_DRAWS)])
@@ -290,7 +295,7 @@ def test_fake_equals_real_where_the_mask_is_zero_and_differs_inside(frame: Frame
 
 
 def test_pair_uses_the_drawn_reconstruction_inside_the_mask(frame: Frame) -> None:
-    recipe = eval_recipe(transform=False)
+    recipe = eval_recipe(transform=False, affine=False)  # no T, no shift: only the reconstruction differs
     seen = set()
     for index in range(40):
         pair = make_pair(frame, recipe, sample_streams(0, index, 0))
@@ -347,3 +352,25 @@ def test_sbi_ablation_moves_the_target_with_its_mask(frame: Frame) -> None:
         assert np.array_equal(b.fake[zero], b.real[zero])
         moved += np.abs(b.fake.astype(int) - b.real).max() > 10
     assert moved >= 8
+
+
+def test_full_contains_sbi_its_target_side_and_micro_masks_move(frame: Frame) -> None:
+    """METHOD.md §2.3b: a full draw with MMR = original and no T differs from its real through SBI's affine
+    shift alone (nothing with --no-affine); micro masks are elastically deformed only with it."""
+    moving = resolve_recipe("full", GenerateConfig(transform=False, recon_probs=(("original", 1.0),)), False, 64)
+    still = resolve_recipe("no_affine", GenerateConfig(transform=False, recon_probs=(("original", 1.0),)), False, 64)
+    moved = 0
+    for index in range(12):
+        a = make_pair(frame, still, sample_streams(0, index, 0))
+        assert np.abs(a.fake.astype(int) - a.real).max() <= 1, a.meta
+        b = make_pair(frame, moving, sample_streams(0, index, 0))
+        assert b.meta["mask_type"] == a.meta["mask_type"]
+        zero = b.mask == 0
+        assert np.array_equal(b.fake[zero], b.real[zero])
+        moved += np.abs(b.fake.astype(int) - b.real).max() > 10
+    assert moved >= 9
+    parts, box = frame.parts, (0, 0, frame.image.shape[1], frame.image.shape[0])
+    plain = soft_mask(np.random.default_rng(3), "eyes", parts, box, 1.0, elastic_micro=False)[1]
+    deformed = soft_mask(np.random.default_rng(3), "eyes", parts, box, 1.0, elastic_micro=True)[1]
+    assert plain.shape == deformed.shape and np.abs(plain - deformed).max() > 0.2
+    assert abs(plain.sum() - deformed.sum()) < 0.3 * plain.sum()  # the same region, moved, not lost

@@ -224,3 +224,33 @@ def test_face_models_print_no_native_start_up_notices() -> None:
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["478", "True"]
     assert res.stderr == ""
+
+
+@pytest.mark.slow
+@pytest.mark.realmedia
+def test_close_up_and_tight_crop_are_found_and_get_landmarks(hard_faces: dict, ray_local, tmp_path: Path) -> None:
+    """A frame-filling face and a 64 px tight crop, which the full-range detector alone misses, are
+    stored with their landmarks; run.json counts what each pass of the face policy ran and found."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, image in hard_faces.items():
+        cv2.imwrite(str(src / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    precompute(PrecomputeConfig(src=f"folder:{src}", out=str(out), frames=1, shard_size=4, ae="none", sr="none",
+                                quiet=True))
+    report = read_run_report(out)
+    assert report["counts"]["frames_stored"] == 2 and report["counts"]["videos_failed"] == 0
+    assert report["face_passes"] == {"full_range": {"runs": 2, "faces": 0}, "short_range": {"runs": 2, "faces": 2},
+                                     "padded": {"runs": 0, "faces": 0}}
+    manifest = read_manifest(out).set_index("video_id")
+    for name, image in hard_faces.items():
+        reader = ShardReader(out / manifest.loc[name, "shard"])
+        geo = reader.row(int(manifest.loc[name, "row"]))
+        reader.close()
+        x0, y0, x1, y1 = geo["face_box"]
+        w, h = x1 - x0, y1 - y0
+        assert w > 0.8 * image.shape[1] and h > 0.8 * image.shape[0]  # the face fills the image
+        inner = geo["landmarks81"][:68]  # the 68 points lie on that face
+        assert (inner[:, 0] >= x0 - 0.1 * w).all() and (inner[:, 0] <= x1 + 0.1 * w).all()
+        assert (inner[:, 1] >= y0 - 0.1 * h).all() and (inner[:, 1] <= y1 + 0.1 * h).all()
+

@@ -257,3 +257,37 @@ def test_parse_suites() -> None:
     assert parse_suites(["folder:/a,b"]) == ["folder:/a,b"]  # a path is never split
     with pytest.raises(SourceError):
         parse_suites([" , "])
+
+
+def test_files_a_suite_does_not_list_are_reported(tmp_path: Path) -> None:
+    """Media on disk under a suite's folders that its index or layout does not list are in `unlisted`."""
+    ffpp_tree(tmp_path / "ffpp")
+    originals = tmp_path / "ffpp/original_sequences/youtube/c23/videos"
+    for name in ("519.mp4", "my_clip.avi"):  # a train id and a file that is no FF++ id: not in the test split
+        touch(originals / name)
+    touch(originals / "notes.txt")  # not media
+    touch(tmp_path / "ffpp/manipulated_sequences/Deepfakes/c23/videos/519_998.mp4")
+    listing = ffpp(tmp_path / "ffpp")
+    assert len(listing.items) == 840 and not listing.missing
+    assert [p.relative_to(listing.root).as_posix() for p in listing.unlisted] == [
+        "manipulated_sequences/Deepfakes/c23/videos/519_998.mp4", "original_sequences/youtube/c23/videos/519.mp4",
+        "original_sequences/youtube/c23/videos/my_clip.avi"]
+
+    for rel in ("real/a.png", "fake/Deepfakes/b.mp4", "extra/c.mp4"):
+        touch(tmp_path / "set" / rel)
+    unlisted = folder(str(tmp_path / "set")).unlisted
+    assert [p.relative_to(tmp_path / "set").as_posix() for p in unlisted] == ["extra/c.mp4"]
+    touch(tmp_path / "set/real/z.png")  # a CSV's layout: the folders of its files (not below them)
+    (tmp_path / "set/list.csv").write_text("real/a.png,0\nfake/Deepfakes/b.mp4,1\n")
+    unlisted = folder(str(tmp_path / "set/list.csv")).unlisted
+    assert [p.relative_to(tmp_path / "set").as_posix() for p in unlisted] == ["real/z.png"]
+
+    d40 = tmp_path / "DF40"
+    for k in range(3):  # the frames of a listed frame folder are covered by their unit
+        touch(d40 / "simswap/ff/frames/000_003" / f"{k:03d}.png")
+    touch(d40 / "simswap/stray.png")  # beside the domain folders
+    touch(d40 / "my_method/ff/x.png")  # a method DF40 does not have
+    listing = df40(d40)
+    assert [p.relative_to(d40).as_posix() for p in listing.unlisted] == ["my_method/ff/x.png", "simswap/stray.png"]
+    assert listing.face_crops and not ffpp(tmp_path / "ffpp").face_crops
+

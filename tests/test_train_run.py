@@ -93,8 +93,8 @@ def val_auc(ckpt: Path, ds: Dataset) -> float:
 @pytest.mark.slow
 def test_training_learns_held_out_pairs_and_keeps_the_best_val_checkpoint(tmp_path, one_torch_thread):
     train_ds, val_ds = ColourPatchPairs(96, 64, seed=1), ColourPatchPairs(32, 64, seed=2)
-    cfg = TrainConfig(shards="synthetic", run=str(tmp_path / "run"), backbone="test_efficientnet", size=64,
-                      batch_size=8, epochs=8, lr=0.05, loader_workers=0, affs_batches=4, quiet=True)
+    cfg = TrainConfig(shards="synthetic", run=str(tmp_path / "run"), backbone="test_efficientnet", pretrained="none",
+                      size=64, batch_size=8, epochs=8, lr=0.05, loader_workers=0, affs_batches=4, quiet=True)
     result = run_training(cfg, Context(), data=(train_ds, val_ds))
     epochs = rows(tmp_path / "run" / "metrics.csv")
     steps = rows(tmp_path / "run" / "steps.csv")
@@ -153,7 +153,7 @@ def test_a_tiny_run_on_real_shards_reaches_0_9_val_auc_on_a_held_out_identity(sh
 def test_cli_trains_on_real_shards_and_refuses_to_overwrite(shards_small: Path, tmp_path):
     run = tmp_path / "run"
     args = ["train", "--shards", str(shards_small), "--run", str(run), "--backbone", "test_efficientnet",
-            "--size", "64", "--batch-size", "8", "--epochs", "2", "--loader-workers", "1", "--affs-batches", "2",
+            "--pretrained", "none", "--size", "64", "--batch-size", "8", "--epochs", "2", "--loader-workers", "1", "--affs-batches", "2",
             "--quiet"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
@@ -177,7 +177,7 @@ def _losses(run: Path) -> dict[int, tuple[float, float, float]]:
 @pytest.mark.slow
 @pytest.mark.realmedia
 def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, tmp_path, one_torch_thread):
-    common = dict(shards=str(shards_small), backbone="test_efficientnet", size=64, batch_size=8, epochs=3,
+    common = dict(shards=str(shards_small), backbone="test_efficientnet", pretrained="none", size=64, batch_size=8, epochs=3,
                   loader_workers=0, affs_batches=2, quiet=True, save_every=2)
     straight = run_training(TrainConfig(run=str(tmp_path / "straight"), **common), Context())
     total = 3 * (train_frames(shards_small) // 8)
@@ -218,7 +218,8 @@ def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, tmp_p
 @pytest.mark.slow
 @pytest.mark.realmedia
 def test_ray_train_with_two_cpu_workers(shards_small: Path, ray_local, tmp_path):
-    cfg = TrainConfig(shards=str(shards_small), run=str(tmp_path / "ray"), backbone="test_efficientnet", size=64,
+    cfg = TrainConfig(shards=str(shards_small), run=str(tmp_path / "ray"), backbone="test_efficientnet", pretrained="none",
+                      size=64,
                       batch_size=4, epochs=1, loader_workers=0, affs_batches=2, quiet=True, workers=2)
     result = train(cfg)
     per_worker = -(-train_frames(shards_small) // 2)  # DistributedSampler: each worker takes half, padded
@@ -244,7 +245,8 @@ def test_a_non_finite_step_is_skipped_without_touching_the_weights():
 
 def test_training_stops_after_too_many_non_finite_steps(tmp_path):
     data = (ColourPatchPairs(16, 32, seed=1, nan_fakes=True), ColourPatchPairs(4, 32, seed=2))
-    cfg = TrainConfig(shards="synthetic", run=str(tmp_path / "run"), backbone="test_efficientnet", size=32,
+    cfg = TrainConfig(shards="synthetic", run=str(tmp_path / "run"), backbone="test_efficientnet", pretrained="none",
+                      size=32,
                       batch_size=2, epochs=2, loader_workers=0, lambdas=(1.0, 0.0, 0.0), max_nonfinite=3, quiet=True)
     with pytest.raises(TrainingError, match="3 steps had a non-finite loss"):
         run_training(cfg, Context(), data=data)

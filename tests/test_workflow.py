@@ -66,8 +66,8 @@ def test_pipeline_runs_stages_in_order_and_skips_complete_ones(ffpp_root: Path, 
     pipeline.write_text(yaml.safe_dump({
         "precompute": {"src": "ff++_c23", "root": str(ffpp_root), "out": str(tmp_path / "out"), "frames": 4,
                        "limit": 2, "ae": "none", "sr": "none", "quiet": True},
-        "train": {"run": str(tmp_path / "run"), "backbone": "resnet10t", "size": 64, "epochs": 1, "batch_size": 4,
-                  "affs_batches": 1, "loader_workers": 0, "quiet": True},
+        "train": {"run": str(tmp_path / "run"), "backbone": "resnet10t", "pretrained": "none", "size": 64, "epochs": 1,
+                  "batch_size": 4, "affs_batches": 1, "loader_workers": 0, "quiet": True},
         "bench": {"suite": [f"folder:{suite}"], "frames": 2, "quiet": True},
     }))
     lines: list[str] = []

@@ -1,5 +1,9 @@
 """Frame scoring: sampled frames -> every face -> evaluation crop -> P(fake).
 
+Faces are found with the face policy of precompute (fiagen.pipeline.faces); per unit, `--face` says
+what a frame without a detected face becomes: nothing (detect), the whole image as the face
+(detect-or-whole), or no detection at all, the whole image always (whole).
+
 The decode/detect/crop side (and its Ray task) imports neither torch nor pandas, so the many task
 workers stay small; `predict` imports torch when called (in the detector actor). The aggregation of
 these scores into frame and video scores lives in fiagen.evaluate.tables.
@@ -19,17 +23,21 @@ import ray
 from fiagen.evaluate.perturb import PERTURBATIONS, Perturbation
 from fiagen.generate.crop import eval_crop
 from fiagen.manifests.suites import EvalItem
-from fiagen.pipeline.faces import FaceLandmarker
+from fiagen.pipeline.faces import Detection, FaceLandmarker, PassCounts
 from fiagen.pipeline.video import IMAGE_SUFFIXES, DecodeError, frame_count, is_image, read_frames, sample_indices
 
 NO_FACE_SCORE = 0.5
 AGGREGATION = "frame = max over faces; video = mean over frames; no face in any frame = 0.5"
+# The finder of a face that is the whole image (detect-or-whole fallback, or whole).
+WHOLE = "whole"
 
 
 @dataclass
 class VideoCrops:
     """The evaluation crops of one item: crops (N, S, S, 3) uint8 and, per crop, its frame, face index
-    in the frame, box and detector score; plus counts and the failure reason if the item failed."""
+    in the frame, box, detector score and finder (a pass of the face policy, or "whole"); plus counts,
+    the failure reason if the item failed, the face mode it ran with, how many frames were scored as
+    the whole image, and the face finder's passes (runs and faces found per pass)."""
 
     item: EvalItem
     crops: np.ndarray
@@ -39,6 +47,11 @@ class VideoCrops:
     det_score: np.ndarray
     frames_sampled: int = 0
     failure: str | None = None
+    frames_undecodable: int = 0
+    finder: tuple[str, ...] = ()
+    face_mode: str = ""  # "" for an item whose task failed before it ran
+    frames_whole: int = 0
+    face_passes: dict[str, dict[str, int]] = field(default_factory=lambda: PassCounts().as_dict())
     frames_with_face: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -52,16 +65,25 @@ def _read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def sampled_frames(item: EvalItem, n_frames: int) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
+def _try_image(path: Path) -> np.ndarray | None:
+    """An RGB frame image, or None when it cannot be decoded."""
+    try:
+        return _read_image(path)
+    except DecodeError:
+        return None
+
+
+def sampled_frames(item: EvalItem, n_frames: int) -> tuple[int, Iterator[tuple[int, np.ndarray | None]]]:
     """(number of frames sampled, iterator of (frame index, RGB frame)) for a video file, an image, a
-    folder of frame images or an explicit frame list; `n_frames` spread uniformly (images: one)."""
+    folder of frame images or an explicit frame list; `n_frames` spread uniformly (images: one). In a
+    folder or list of frames, an image that cannot be decoded comes as None (skipped by the caller)."""
     if item.frames or item.path.is_dir():
         files = [Path(f) for f in item.frames] if item.frames else sorted(
             p for p in item.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DecodeError("frame folder holds no images")
         idx = sample_indices(len(files), n_frames)
-        return len(idx), ((int(i), _read_image(files[i])) for i in idx)
+        return len(idx), ((int(i), _try_image(files[i])) for i in idx)
     if is_image(item.path):
         return 1, iter([(0, _read_image(item.path))])
     total = frame_count(item.path)
@@ -76,20 +98,45 @@ def frame_rng(seed: int, video_id: str, frame: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(video_id.encode()), frame])
 
 
+def face_mode(item: EvalItem, face_crops: bool, face: str) -> str:
+    """The face mode of one unit: `face` itself, or for "auto" detect-or-whole for the image units
+    (an image, a folder or list of frames) of a suite of face crops, and detect otherwise."""
+    if face != "auto":
+        return face
+    return "detect-or-whole" if face_crops and (item.frames or item.path.is_dir() or is_image(item.path)) \
+        else "detect"
+
+
+def frame_faces(frame: np.ndarray, faces: FaceLandmarker, mode: str) -> list[Detection]:
+    """The faces of a frame under a face mode: detected; or, when none is found (detect-or-whole) or
+    always (whole), the whole image as one face with no detector score."""
+    found = faces.detect(frame) if mode != WHOLE else []
+    if found or mode == "detect":
+        return found
+    h, w = frame.shape[:2]
+    return [Detection((0.0, 0.0, float(w), float(h)), float("nan"), WHOLE)]
+
+
 def video_crops(item: EvalItem, n_frames: int, size: int, faces: FaceLandmarker,
-                perturb: Perturbation | None = None, level: int = 0, seed: int = 0) -> VideoCrops:
-    """Every face of every sampled frame, cropped with the evaluation policy and resized to `size`.
+                perturb: Perturbation | None = None, level: int = 0, seed: int = 0,
+                mode: str = "detect") -> VideoCrops:
+    """Every face of every sampled frame (`frame_faces` under `mode`), cropped with the evaluation
+    policy and resized to `size`.
 
     Faces are found on the clean frame; a perturbation at `level` is then applied to the whole frame
     before cropping (its random parts seeded by `seed`, the video and the frame). Never raises for bad
     media: the failure is recorded.
     """
-    crops, frames, face_ix, boxes, scores = [], [], [], [], []
-    sampled, failure = 0, None
+    crops, frames, face_ix, boxes, scores, finders = [], [], [], [], [], []
+    sampled, undecodable, failure = 0, 0, None
+    faces.passes = PassCounts()
     try:
         sampled, frames_iter = sampled_frames(item, n_frames)
         for index, frame in frames_iter:
-            detections = faces.detect(frame)
+            if frame is None:  # a frame image that cannot be decoded: skipped and counted
+                undecodable += 1
+                continue
+            detections = frame_faces(frame, faces, mode)
             if detections and perturb is not None:
                 frame = perturb.apply(frame, level, frame_rng(seed, item.video_id, index))
             for k, det in enumerate(detections):
@@ -98,12 +145,15 @@ def video_crops(item: EvalItem, n_frames: int, size: int, faces: FaceLandmarker,
                 face_ix.append(k)
                 boxes.append(det.box)
                 scores.append(det.score)
+                finders.append(det.finder)
+        if sampled and undecodable == sampled:
+            raise DecodeError(f"none of the {sampled} sampled frame images can be decoded")
     except DecodeError as err:
         failure = str(err)
     except Exception as err:  # noqa: BLE001 - a decoder/detector error fails this item, not the run
         failure = f"{type(err).__name__}: {err}"
     if failure is not None:
-        crops, frames, face_ix, boxes, scores = [], [], [], [], []
+        crops, frames, face_ix, boxes, scores, finders = [], [], [], [], [], []
     return VideoCrops(
         item=item,
         crops=np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8),
@@ -113,18 +163,24 @@ def video_crops(item: EvalItem, n_frames: int, size: int, faces: FaceLandmarker,
         det_score=np.asarray(scores, np.float32),
         frames_sampled=sampled,
         failure=failure,
+        frames_undecodable=undecodable,
+        finder=tuple(finders),
+        face_mode=mode,
+        frames_whole=finders.count(WHOLE),
+        face_passes=faces.passes.as_dict(),
     )
 
 
 @ray.remote(num_cpus=1, num_returns=2)
-def crops_task(items: list[EvalItem], frames: int, size: int, perturb: str | None, level: int, seed: int,
-               min_score: float) -> tuple[np.ndarray, list[VideoCrops]]:
-    """Ray task: decode, detect and crop a few items with one detector; the crops come back as one array
-    (the first return, handed straight to the detector actor), apart from the small per-item records."""
+def crops_task(items: list[EvalItem], modes: list[str], frames: int, size: int, perturb: str | None, level: int,
+               seed: int, min_score: float) -> tuple[np.ndarray, list[VideoCrops]]:
+    """Ray task: decode, detect and crop a few items (each with its face mode) with one detector; the
+    crops come back as one array (the first return, handed straight to the detector actor), apart from
+    the small per-item records."""
     cv2.setNumThreads(1)
     fn = PERTURBATIONS[perturb] if perturb else None
     with FaceLandmarker(min_score) as faces:
-        results = [video_crops(it, frames, size, faces, fn, level, seed) for it in items]
+        results = [video_crops(it, frames, size, faces, fn, level, seed, mode) for it, mode in zip(items, modes)]
     crops = np.concatenate([r.crops for r in results])
     for r in results:
         r.crops = r.crops[:0]

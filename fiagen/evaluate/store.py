@@ -2,17 +2,19 @@
 
 A scoring folder holds two parquet datasets (folders of part files that pandas reads as one table):
     frames.parquet/part-NNNNN.parquet  one row per face: video, frame, face, score, label, method, pool,
-                                       family, x0, y0, x1, y1, det_score
+                                       family, x0, y0, x1, y1, det_score, finder
     videos.parquet/part-NNNNN.parquet  one row per video: video, path, label, method, pool, family,
-                                       frames_sampled, frames_with_face, faces, score, status, reason
-A chunk is written frames part first, videos part second, each to a temporary name then renamed; the
+                                       frames_sampled, frames_with_face, faces, score, status, reason,
+                                       face_policy, frames_whole, face_passes (JSON), frames_undecodable
+                                       (frame images of the unit that could not be decoded, skipped)
+A chunk is written frames part first, videos part second, each whole or not at all (fiagen.files); the
 videos part commits the chunk. On open, frames parts without their videos part (a run killed between
-the two writes) are removed, so the videos of that chunk are simply scored again.
+the two writes) are removed, so the videos of that chunk are simply scored again. (Temporaries of a
+killed run go when the next run takes the output folder, fiagen.outputs.hold_folder.)
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +22,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fiagen.files import atomic_file
+
 FRAMES_NAME = "frames.parquet"
 VIDEOS_NAME = "videos.parquet"
 FRAME_SCHEMA = pa.schema([
     ("video", pa.string()), ("frame", pa.int64()), ("face", pa.int64()), ("score", pa.float32()),
     ("label", pa.int8()), ("method", pa.string()), ("pool", pa.string()), ("family", pa.string()),
     ("x0", pa.float32()), ("y0", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32()),
-    ("det_score", pa.float32()),
+    ("det_score", pa.float32()), ("finder", pa.string()),
 ])
 VIDEO_SCHEMA = pa.schema([
     ("video", pa.string()), ("path", pa.string()), ("label", pa.int8()), ("method", pa.string()),
     ("pool", pa.string()), ("family", pa.string()), ("frames_sampled", pa.int64()),
     ("frames_with_face", pa.int64()), ("faces", pa.int64()), ("score", pa.float32()), ("status", pa.string()),
-    ("reason", pa.string()),
+    ("reason", pa.string()), ("face_policy", pa.string()), ("frames_whole", pa.int64()),
+    ("face_passes", pa.string()), ("frames_undecodable", pa.int64()),
 ])
 
 
@@ -41,11 +46,8 @@ def _parts(folder: Path) -> dict[int, Path]:
 
 
 def _write(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def _read(folder: Path, schema: pa.Schema) -> pd.DataFrame:
@@ -64,8 +66,6 @@ class ScoreStore:
         self.videos_dir = self.folder / VIDEOS_NAME
         self.frames_dir.mkdir(parents=True, exist_ok=True)
         self.videos_dir.mkdir(parents=True, exist_ok=True)
-        for tmp in list(self.frames_dir.glob("*.tmp")) + list(self.videos_dir.glob("*.tmp")):
-            tmp.unlink()
         committed = _parts(self.videos_dir)
         for k, path in _parts(self.frames_dir).items():
             if k not in committed:

@@ -1,7 +1,9 @@
 """Result tables recomputed from the score files: per method, per family, all; robustness (R_AUC).
 
 Every table carries a stamp (level, frames per video, aggregation, checkpoint, training data, ...) that
-is printed above the markdown, repeated as columns in the CSV and written into the LaTeX caption.
+is printed above the markdown, repeated as columns in the CSV and written into the LaTeX caption. A row
+with fewer than SMALL_SAMPLE real or fake units is flagged (`small_sample` = "yes"), with a note under
+the markdown table and in the LaTeX caption.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ import pandas as pd
 from fiagen.evaluate.metrics import binary_metrics
 from fiagen.evaluate.scoring import NO_FACE_SCORE
 
-TABLE_COLUMNS = ("method", "family", "n_real", "n_fake", "frame_auc", "video_auc", "ap", "eer", "acc")
+TABLE_COLUMNS = ("method", "family", "n_real", "n_fake", "frame_auc", "video_auc", "ap", "eer", "acc",
+                 "small_sample")
+# Rows with fewer real or fake units than this are flagged: their metrics swing with a single unit.
+SMALL_SAMPLE = 10
+SMALL_SAMPLE_NOTE = (f"small_sample = yes: fewer than {SMALL_SAMPLE} real or {SMALL_SAMPLE} fake units; "
+                     f"not a reliable figure")
 PERCENT = ("frame_auc", "video_auc", "ap", "eer", "acc")
 
 
@@ -51,9 +58,10 @@ def _row(name: str, family: str, fr: pd.DataFrame, vid: pd.DataFrame, level: str
     f = binary_metrics(fr["label"].to_numpy(), fr["score"].to_numpy())
     v = binary_metrics(vid["label"].to_numpy(), vid["score"].to_numpy())
     at_level = f if level == "frame" else v
-    return {"method": name, "family": family, "n_real": int((vid["label"] == 0).sum()),
-            "n_fake": int((vid["label"] == 1).sum()), "frame_auc": f["auc"], "video_auc": v["auc"],
-            "ap": at_level["ap"], "eer": at_level["eer"], "acc": at_level["acc"]}
+    n_real, n_fake = int((vid["label"] == 0).sum()), int((vid["label"] == 1).sum())
+    return {"method": name, "family": family, "n_real": n_real, "n_fake": n_fake, "frame_auc": f["auc"],
+            "video_auc": v["auc"], "ap": at_level["ap"], "eer": at_level["eer"], "acc": at_level["acc"],
+            "small_sample": "yes" if min(n_real, n_fake) < SMALL_SAMPLE else ""}
 
 
 def suite_table(frames: pd.DataFrame, videos: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -109,6 +117,12 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def small_sample_note(table: pd.DataFrame) -> str:
+    """SMALL_SAMPLE_NOTE when a row of `table` is flagged small_sample, else ""."""
+    flagged = "small_sample" in table.columns and (table["small_sample"] == "yes").any()
+    return SMALL_SAMPLE_NOTE if flagged else ""
+
+
 def stamp_line(stamp: dict[str, Any]) -> str:
     """The stamp as one line: `key: value; ...`."""
     return "; ".join(f"{k}: {v}" for k, v in stamp.items())
@@ -121,8 +135,10 @@ def write_table(table: pd.DataFrame, stamp: dict[str, Any], base: Path, caption:
     paths = {ext: base.with_suffix(f".{ext}") for ext in ("csv", "md", "tex")}
     stamp_columns = {(f"stamp_{k}" if k in table.columns else k): str(v) for k, v in stamp.items()}
     table.assign(**stamp_columns).to_csv(paths["csv"], index=False)
-    paths["md"].write_text(f"{caption}\n\n{stamp_line(stamp)}\n\n{markdown(table)}\n")
-    tex_caption = f"{caption}. {stamp_line(stamp)}".replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+    note = small_sample_note(table)
+    paths["md"].write_text(f"{caption}\n\n{stamp_line(stamp)}\n\n{markdown(table)}\n" + (f"\n{note}\n" if note else ""))
+    tex_caption = f"{caption}. {stamp_line(stamp)}" + (f". {note}" if note else "")
+    tex_caption = tex_caption.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
     tex = table.copy()
     tex.columns = [c.replace("_", r"\_") for c in tex.columns]
     for col in tex.columns:

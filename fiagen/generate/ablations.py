@@ -1,7 +1,9 @@
 """The paper's Table 6a switches for the pseudo-fake recipe (names only; no heavy imports).
 
-full: FIA-USA; no_mtms: hull mask only; no_sr / no_ae: MMR without that reconstruction;
-sbi: SBI's augmentation alone (hull of 81 or 68 points, no reconstructions, SBI's T and affine).
+full: FIA-USA, a superset of SBI (its random affine and elastic deformation of the blended-in side and
+mask apply to every recipe, METHOD.md §2.3b); no_mtms: hull mask only; no_sr / no_ae: MMR without that
+reconstruction; no_affine: full without SBI's spatial step; sbi: SBI's augmentation alone (hull of 81 or
+68 points, no reconstructions, SBI's T).
 """
 
-ABLATIONS = ("full", "no_mtms", "no_sr", "no_ae", "sbi")
+ABLATIONS = ("full", "no_mtms", "no_sr", "no_ae", "no_affine", "sbi")

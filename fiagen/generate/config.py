@@ -28,7 +28,8 @@ class GenerateConfig:
     recon_probs: override MMR's (variant, probability) pairs; variants ae, sr, original.
     t_source_p: probability that T goes to the source (outside) side rather than the target.
     transform: apply T at all (off: the two sides differ only by the reconstruction).
-    affine: SBI's random affine of the target side and mask; None = only in the sbi ablation.
+    affine: SBI's spatial step (METHOD.md §2.3b): random affine of the target side and mask, elastic
+        deformation of every mask type; on in every recipe but the no_affine ablation.
     elastic_p: probability of the macro masks' elastic deformation.
     train_margins: range of the random per-side crop margins in training (fractions of the face box).
     post_blend: the shared post-blend augmentations in training (never in validation).
@@ -40,7 +41,7 @@ class GenerateConfig:
     recon_probs: tuple[tuple[str, float], ...] | None = None
     t_source_p: float = 0.5
     transform: bool = True
-    affine: bool | None = None
+    affine: bool = True
     elastic_p: float = 1.0
     train_margins: tuple[float, float] = TRAIN_MARGINS
     post_blend: bool = True
@@ -92,7 +93,7 @@ def resolve_recipe(ablation: str, config: GenerateConfig, train: bool, size: int
         freq_ops=SBI_FREQ_OPS if sbi else FREQ_OPS,
         t_source_p=config.t_source_p,
         transform=config.transform,
-        affine=sbi if config.affine is None else config.affine,
+        affine=config.affine and ablation != "no_affine",
         elastic_p=config.elastic_p,
         train=train,
         size=size,

@@ -224,9 +224,10 @@ def blend_ratio(rng: np.random.Generator) -> float:
 
 
 def soft_mask(rng: np.random.Generator, kind: str, parts: FaceParts, box: Sequence[int],
-              elastic_p: float = 1.0) -> tuple[Canvas, np.ndarray]:
+              elastic_p: float = 1.0, elastic_micro: bool = False) -> tuple[Canvas, np.ndarray]:
     """The canvas and soft [0, 1] mask of a type over the crop `box`: macro = elastic deformation
-    (p=elastic_p) then erode/dilate; micro = one softening blur. Every random number comes from rng,
+    (p=elastic_p) then erode/dilate; micro = elastic deformation (p=elastic_p, only with `elastic_micro`:
+    SBI's spatial step, METHOD.md §2.3b) then one softening blur. Every random number comes from rng,
     always in the same order."""
     shapes = polygons(kind, parts)
     macro = kind in MACRO_TYPES
@@ -236,9 +237,7 @@ def soft_mask(rng: np.random.Generator, kind: str, parts: FaceParts, box: Sequen
     sigma2 = float(rng.integers(SOFT_SIGMAS[0], SOFT_SIGMAS[1] + 1))
     k_micro = int(rng.choice(MICRO_KERNELS))
     mask = raw_mask(shapes, canvas)
-    if not macro:
-        return canvas, soften(mask, k_micro)
-    if u_elastic < elastic_p:
+    if u_elastic < elastic_p and (macro or elastic_micro):
         c = 0.5 * (canvas.scale[0] + canvas.scale[1])
         mask = elastic(mask, rng, ELASTIC_ALPHA * c * c, max(ELASTIC_SIGMA * c, 0.5))
-    return canvas, erode_dilate(mask, k1, k2, sigma2)
+    return canvas, erode_dilate(mask, k1, k2, sigma2) if macro else soften(mask, k_micro)

@@ -121,7 +121,7 @@ def make_pair(frame: Frame, recipe: Recipe, rngs: dict[str, np.random.Generator]
         forward = affine.matrix(parts.box68()) if recipe.affine else None
         if forward is not None:
             parts = parts.mapped(_affine_points(forward))
-        canvas, soft = soft_mask(rngs["mask"], mask_type, parts, box, recipe.elastic_p)
+        canvas, soft = soft_mask(rngs["mask"], mask_type, parts, box, recipe.elastic_p, recipe.affine)
         soft *= np.float32(ratio)
         support = canvas.support(soft, box)
         x0, y0, x1, y1 = box

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from fiagen.files import atomic_file, write_text
 from fiagen.pipeline.shards import ShardError, ShardReader
 
 MANIFEST_NAME = "manifest.parquet"
@@ -61,9 +62,8 @@ def write_manifest(out: Path, shards: Iterable[tuple[str, str]]) -> pd.DataFrame
     """Build `out/manifest.parquet` from (relpath, sha256) of every shard, in order; return it."""
     frames = [shard_rows(out, rel, sha) for rel, sha in shards]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(MANIFEST_COLUMNS))
-    tmp = Path(out) / f".{MANIFEST_NAME}.tmp"
-    table.to_parquet(tmp, index=False)
-    tmp.replace(Path(out) / MANIFEST_NAME)
+    with atomic_file(Path(out) / MANIFEST_NAME) as tmp:
+        table.to_parquet(tmp, index=False)
     return table
 
 
@@ -76,9 +76,7 @@ def read_manifest(out: Path) -> pd.DataFrame:
 
 
 def write_run_report(out: Path, report: dict[str, Any]) -> None:
-    tmp = Path(out) / f".{RUN_NAME}.tmp"
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(Path(out) / RUN_NAME)
+    write_text(Path(out) / RUN_NAME, json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_run_report(out: Path) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Each suite parses its dataset's own layout and index file. An item is labelled 1 = fake, 0 = real; a
 fake is compared with the reals of its `pool` (DF40 pairs FF++-domain fakes with FF++ reals, CDF-domain
 fakes with Celeb-DF reals, and its FFHQ/CelebA methods with their own reals). Files the index names but
-the disk lacks are listed in `missing`, never dropped silently.
+the disk lacks are listed in `missing`, and media files under the suite's folders that it does not
+list (not in its test index or layout) in `unlisted`: never dropped silently.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path, PureWindowsPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable, Iterable, Sequence
 
 from fiagen.manifests.roots import DATA_ENV, SourceError, dataset_root
@@ -77,7 +78,8 @@ class EvalItem:
 
 @dataclass
 class SuiteListing:
-    """What a suite holds: items on disk, items its index names but the disk lacks, and notes."""
+    """What a suite holds: items on disk, items its index names but the disk lacks, notes, and the paths
+    its index names that were refused (outside the dataset root; never opened)."""
 
     name: str
     root: Path
@@ -85,6 +87,11 @@ class SuiteListing:
     missing: list[EvalItem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     level: str = "video"
+    refused: list[str] = field(default_factory=list)
+    # media files under the suite's folders that it does not list; its images are face crops (DF40,
+    # DiFF, DeepfakeBench frames: an image without a detected face is scored whole by default)
+    unlisted: list[Path] = field(default_factory=list)
+    face_crops: bool = False
 
     def counts(self) -> dict[str, int]:
         """Items per method (reals under "real"), found on disk."""
@@ -149,6 +156,28 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def _unlisted(folders: Iterable[Path], *listed: Iterable[EvalItem], recursive: bool = True) -> list[Path]:
+    """Media files under `folders` (or, not `recursive`, directly in them) that no listed item covers
+    (an item's file, a frame of its frame list, or a file in its frame folder), sorted."""
+    files, dirs = set(), set()
+    for it in (it for items in listed for it in items):
+        if it.frames:
+            files.update(os.path.abspath(f) for f in it.frames)
+        else:
+            (files if _is_media(it.path) else dirs).add(os.path.abspath(it.path))
+    found = set()
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            if os.path.abspath(dirpath) in dirs:
+                dirnames.clear()
+                continue
+            found.update(Path(dirpath, f) for f in filenames
+                         if _is_media(Path(f)) and os.path.abspath(os.path.join(dirpath, f)) not in files)
+            if not recursive:
+                dirnames.clear()
+    return sorted(found)
+
+
 def _split(found: Iterable[EvalItem]) -> tuple[list[EvalItem], list[EvalItem]]:
     items, missing = [], []
     for it in found:
@@ -183,7 +212,8 @@ def ffpp(root: str | os.PathLike | None) -> SuiteListing:
                 path = base / "manipulated_sequences" / method / "c23" / "videos" / f"{name}.mp4"
                 found.append(EvalItem(f"{method}/{name}", path, 1, method, "ff"))
     items, missing = _split(found)
-    return SuiteListing("ff++", base, items, missing)
+    folders = [base / FFPP_VIDEO_DIR] + [base / "manipulated_sequences" / m / "c23/videos" for m in FFPP_FAKE_METHODS]
+    return SuiteListing("ff++", base, items, missing, unlisted=_unlisted(folders, items, missing))
 
 
 def dfd(root: str | os.PathLike | None) -> SuiteListing:
@@ -194,7 +224,7 @@ def dfd(root: str | os.PathLike | None) -> SuiteListing:
     notes = [] if fake_dir.is_dir() else [f"dfd: {fake_dir} does not exist, so the suite has no fakes"]
     items += [EvalItem(f"DeepFakeDetection/{p.stem}", p, 1, "DeepFakeDetection", "dfd")
               for p in sorted(fake_dir.glob("*.mp4"))]
-    return SuiteListing("dfd", base, items, [], notes)
+    return SuiteListing("dfd", base, items, [], notes, unlisted=_unlisted([base / DFD_REAL_DIR, fake_dir], items))
 
 
 # ---------------------------------------------------------------------------------------------- Celeb-DF
@@ -214,7 +244,8 @@ def celebdf(root: str | os.PathLike | None, version: str = "cdf_v2") -> SuiteLis
         method = REAL if is_real else rel.split("/")[0]
         found.append(EvalItem(Path(rel).with_suffix("").as_posix(), base / rel, 0 if is_real else 1, method, "cdf"))
     items, missing = _split(found)
-    return SuiteListing(version, base, items, missing)
+    folders = sorted({base / it.path.relative_to(base).parts[0] for it in found if it.path.is_relative_to(base)})
+    return SuiteListing(version, base, items, missing, unlisted=_unlisted(folders, items, missing))
 
 
 # ---------------------------------------------------------------------------------------------- DFDC / DFDCP
@@ -235,7 +266,8 @@ def dfdc(root: str | os.PathLike | None) -> SuiteListing:
                 path = base / name
             found.append(EvalItem(Path(name).stem, path, label, "DFDC" if label else REAL, "dfdc"))
     items, missing = _split(found)
-    return SuiteListing("dfdc", base, items, missing)
+    folders = [base / "videos"] if (base / "videos").is_dir() else [base]
+    return SuiteListing("dfdc", base, items, missing, unlisted=_unlisted(folders, items, missing))
 
 
 def dfdcp(root: str | os.PathLike | None) -> SuiteListing:
@@ -258,7 +290,8 @@ def dfdcp(root: str | os.PathLike | None) -> SuiteListing:
         found.append(EvalItem(Path(key).with_suffix("").as_posix(), path, label, parts[0] if label else REAL,
                               "dfdcp"))
     items, missing = _split(found)
-    return SuiteListing("dfdcp", base, items, missing)
+    folders = sorted({base / key.split("/")[0] for key in index})
+    return SuiteListing("dfdcp", base, items, missing, unlisted=_unlisted(folders, items, missing))
 
 
 # ---------------------------------------------------------------------------------------------- DF40
@@ -364,7 +397,8 @@ def df40(root: str | os.PathLike | None) -> SuiteListing:
         notes += [note] if note else []
     if absent:
         notes.append(f"df40: {len(absent)} method folders not found: {', '.join(absent)}")
-    return SuiteListing("df40", base, items, missing, notes, level="frame")
+    return SuiteListing("df40", base, items, missing, notes, level="frame", unlisted=_unlisted([base], items),
+                        face_crops=True)
 
 
 # ---------------------------------------------------------------------------------------------- DiFF
@@ -396,7 +430,8 @@ def diff(root: str | os.PathLike | None) -> SuiteListing:
             parts = uid.split("/")
             method = f"{subset}/{parts[0]}" if len(parts) > 1 else subset
             items.append(EvalItem(f"{subset}/{uid}", p, 1, method, "diff", subset))
-    return SuiteListing("diff", base, items, [], notes, level="frame")
+    return SuiteListing("diff", base, items, [], notes, level="frame", unlisted=_unlisted([base], items),
+                        face_crops=True)
 
 
 # ---------------------------------------------------------------------------------------------- DeepfakeBench
@@ -416,20 +451,25 @@ def _bench_records(node: object, split: str) -> Iterable[tuple[str, str, dict]]:
                     yield label_name, vid, rec
 
 
-def _frame_resolver(sample: str, bases: list[Path]) -> Callable[[str], Path] | None:
-    """Map the JSON's frame paths (often absolute paths of another machine) onto this disk: the first
-    (base, number of leading parts dropped) that makes `sample` exist is used for every frame."""
-    parts = PureWindowsPath(sample).parts if "\\" in sample or re.match(r"^[A-Za-z]:", sample) else Path(sample).parts
-    if Path(sample).exists():
-        return Path
-    for base in bases:
-        for drop in range(len(parts)):
-            if base.joinpath(*parts[drop:]).exists():
-                def resolve(p: str, base: Path = base, drop: int = drop) -> Path:
-                    ps = PureWindowsPath(p).parts if "\\" in p or re.match(r"^[A-Za-z]:", p) else Path(p).parts
-                    return base.joinpath(*ps[drop:])
-                return resolve
-    return None
+def _path_parts(path: str) -> tuple[str, ...]:
+    """The parts of a path written on any OS (Windows drives and backslashes too), without its anchor."""
+    pure = PureWindowsPath(path) if "\\" in path or re.match(r"^[A-Za-z]:", path) else PurePosixPath(path)
+    return pure.parts[1:] if pure.anchor else pure.parts
+
+
+def _under(base: Path, parts: Sequence[str]) -> Path | None:
+    """The absolute base/parts with `..` resolved in the text, or None when that leaves `base`."""
+    path = Path(os.path.abspath(base.joinpath(*parts)))
+    return path if parts and path.is_relative_to(os.path.abspath(base)) else None
+
+
+def _frame_root(sample: str, bases: list[Path]) -> tuple[Path, int]:
+    """Where the JSON's frame paths (often absolute paths of another machine) lie on this disk: the first
+    (base, number of leading parts to drop) that maps `sample` onto an existing file under the base;
+    none: the first base, nothing dropped."""
+    parts = _path_parts(sample)
+    return next(((base, drop) for base in bases for drop in range(len(parts))
+                 if (path := _under(base, parts[drop:])) is not None and path.exists()), (bases[0], 0))
 
 
 def deepfakebench(spec: str, root: str | os.PathLike | None) -> SuiteListing:
@@ -446,22 +486,24 @@ def deepfakebench(spec: str, root: str | os.PathLike | None) -> SuiteListing:
     if not records:
         raise SourceError(f"deepfakebench: {file} has no test records (dataset -> label -> test -> [c23] -> id)")
     bases = ([Path(root).expanduser()] if root is not None else []) + [file.parent] + _search_roots(None)
-    resolve = None
-    for _, _, rec in records:
-        if rec["frames"]:
-            resolve = _frame_resolver(rec["frames"][0], bases)
-            if resolve:
-                break
-    items, missing = [], []
+    base, drop = _frame_root(next((str(f) for _, _, rec in records for f in rec["frames"]), ""), bases)
+    items, missing, refused = [], [], []
     for label_name, vid, rec in records:
         is_real = "real" in label_name.lower()
-        frames = tuple(str(resolve(f)) for f in rec["frames"]) if resolve else tuple(rec["frames"])
-        present = tuple(f for f in frames if Path(f).exists())
-        path = Path(frames[0]).parent if frames else file.parent
-        item = EvalItem(f"{label_name}/{vid}", path, 0 if is_real else 1, REAL if is_real else label_name,
-                        file.stem, frames=present)
-        (items if present else missing).append(item)
-    return SuiteListing(f"deepfakebench:{file.stem}", file.parent, items, missing, level="frame")
+        # every frame path is mapped under `base`; one that would leave it (`..`) is refused, never opened
+        mapped = [(str(f), _under(base, _path_parts(str(f))[drop:])) for f in rec["frames"]]
+        refused += [f for f, path in mapped if path is None]
+        frames = [path for _, path in mapped if path is not None]
+        present = tuple(str(f) for f in frames if f.exists())
+        item = EvalItem(f"{label_name}/{vid}", frames[0].parent if frames else file.parent, 0 if is_real else 1,
+                        REAL if is_real else label_name, file.stem, frames=present)
+        if frames or not mapped:  # an item whose every frame was refused is only counted as refused
+            (items if present else missing).append(item)
+    notes = [f"deepfakebench: {len(refused)} frame paths lead outside {base} and were refused (listed in "
+             f"report.json)"] if refused else []
+    video_folders = sorted({Path(f).parent.parent for it in items for f in it.frames[:1]})
+    return SuiteListing(f"deepfakebench:{file.stem}", file.parent, items, missing, notes, level="frame",
+                        refused=refused, unlisted=_unlisted(video_folders, items), face_crops=True)
 
 
 # ---------------------------------------------------------------------------------------------- folder
@@ -492,7 +534,9 @@ def folder(spec: str) -> SuiteListing:
             method = REAL if label == 0 else (row[2].strip() if len(row) > 2 and row[2].strip() else "fake")
             item = EvalItem(Path(row[0].strip()).with_suffix("").as_posix(), file, label, method, "folder")
             (items if file.exists() else missing).append(item)
-        return SuiteListing(name, path.parent, items, missing)
+        folders = sorted({it.path.parent for it in items + missing})  # the CSV's own folders, not below
+        return SuiteListing(name, path.parent, items, missing,
+                            unlisted=_unlisted(folders, items, missing, recursive=False))
     real_dir, fake_dir = _child(path, REAL), _child(path, "fake")
     if real_dir is None or fake_dir is None:
         raise SourceError(f"folder: {path} needs real/ and fake/ subfolders (fake/<method>/ optional), "
@@ -503,7 +547,7 @@ def folder(spec: str) -> SuiteListing:
         items.append(EvalItem(f"fake/{uid}", p, 1, parts[0] if len(parts) > 1 else "fake", "folder"))
     if not items:
         raise SourceError(f"folder: no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) or images under {path}")
-    return SuiteListing(name, path, items)
+    return SuiteListing(name, path, items, unlisted=_unlisted([path], items))
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -521,18 +565,29 @@ SUITES: dict[str, Callable[[str | os.PathLike | None], SuiteListing]] = {
 
 
 def resolve_suite(spec: str, root: str | os.PathLike | None = None) -> SuiteListing:
-    """The listing of a --suite value: a built-in name, deepfakebench:FILE or folder:PATH."""
+    """The listing of a --suite value: a built-in name, deepfakebench:FILE, folder:PATH or
+    pseudo:OUT[:ABLATION][:SPLIT] (fiagen.manifests.pseudo)."""
     if spec in SUITES:
         return SUITES[spec](root)
+    if spec.startswith("pseudo:"):
+        from fiagen.manifests.pseudo import pseudo_listing
+
+        return pseudo_listing(spec)
     if spec.startswith("deepfakebench:"):
         return deepfakebench(spec[len("deepfakebench:"):], root)
     if spec.startswith("folder:"):
         return folder(spec[len("folder:"):])
-    raise SourceError(f"unknown suite '{spec}': expected {', '.join(SUITES)}, deepfakebench:FILE or folder:PATH")
+    raise SourceError(f"unknown suite '{spec}': expected {', '.join(SUITES)}, deepfakebench:FILE, folder:PATH or "
+                      f"pseudo:OUT[:ABLATION][:SPLIT]")
 
 
 def suite_dirname(spec: str) -> str:
-    """A folder name for a suite's outputs (folder:/deepfakebench: specs become <kind>-<basename>)."""
+    """A folder name for a suite's outputs (folder:/deepfakebench: specs become <kind>-<basename>,
+    pseudo: specs pseudo-<basename>-<ablation>-<split>)."""
+    if spec.startswith("pseudo:"):
+        from fiagen.manifests.pseudo import parse_pseudo
+
+        return parse_pseudo(spec).dirname
     if ":" in spec:
         kind, _, rest = spec.partition(":")
         stem = Path(rest.rstrip("/\\")).stem or "root"

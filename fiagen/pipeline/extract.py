@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from fiagen.pipeline.faces import Detection, FaceLandmarker, choose_face, expand_box
+from fiagen.pipeline.faces import Detection, FaceLandmarker, PassCounts, choose_face, expand_box
 from fiagen.pipeline.landmarks import landmarks81
 from fiagen.pipeline.shards import FrameRecord
 from fiagen.pipeline.video import DecodeError, frame_count, is_image, read_frames, sample_indices
@@ -22,7 +22,8 @@ TIMED_STEPS = ("decode", "detect", "mesh", "crop")
 
 @dataclass
 class VideoResult:
-    """What one video gave: stored frames, counts, time per step, and the failure reason if it failed."""
+    """What one video gave: stored frames, counts, time per step, the face finder's passes (runs and
+    faces found per pass), and the failure reason if it failed."""
 
     video_id: str
     path: str
@@ -33,6 +34,7 @@ class VideoResult:
     frames_no_face: int = 0
     frames_no_landmarks: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMED_STEPS, 0.0))
+    face_passes: dict[str, dict[str, int]] = field(default_factory=lambda: PassCounts().as_dict())
     # Failures of single stored frames in later steps (a reconstructor): video_id, path, frame_index, stage, reason.
     frame_failures: list[dict[str, Any]] = field(default_factory=list)
 
@@ -119,6 +121,7 @@ def extract_video(video_id: str, path: Path, split: str, n_frames: int) -> Video
                     continue
                 with timed("crop"):
                     result.records.append(face_crop(frame, previous, mesh, index, len(detections), video_id))
+            result.face_passes = faces.passes.as_dict()
     except DecodeError as err:
         result.failure = str(err)
         result.records = []

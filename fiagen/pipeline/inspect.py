@@ -16,8 +16,11 @@ from fiagen.pipeline.shards import ShardReader
 def summary(out: Path) -> str:
     """A plain-text report: counts per split, missing videos, and every failure with its reason."""
     report = read_run_report(out)
-    manifest = read_manifest(out)
     c = report["counts"]
+    if report.get("status", "complete") != "complete":  # stopped by a full disk: run.json lists the shards
+        return (f"{out}: the last precompute {report['status']}\n{c['shards_complete']} of {c['shards']} shards are "
+                f"complete; run it again to build the rest")
+    manifest = read_manifest(out)
     lines = [
         f"{out}: source {report['config']['src']}, {c['shards']} shards, schema {report['fingerprint']['schema_version']}",
         f"videos: {c['videos_found']} found, {c['videos_missing']} missing, {c['videos_failed']} failed",

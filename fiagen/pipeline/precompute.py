@@ -14,11 +14,13 @@ import ray
 
 from fiagen import __version__
 from fiagen.errors import FiagenError
+from fiagen.files import DiskFullError
 from fiagen.manifests.manifest import MANIFEST_NAME, RUN_NAME, write_manifest, write_run_report
 from fiagen.manifests.sources import SPLITS, SourceListing, resolve_source
-from fiagen.outputs import claim_output
+from fiagen.outputs import claim_output, hold_folder
 from fiagen.pipeline.cluster import ray_session
 from fiagen.pipeline.extract import TIMED_STEPS, VideoResult, extract_video
+from fiagen.pipeline.faces import PASSES, total_passes
 from fiagen.pipeline.plan import ShardPlan, is_done, plan_shards
 from fiagen.pipeline.reconstruct.spec import ReconstructorSpec, parse_spec, resolve_spec
 from fiagen.pipeline.reconstruct.stage import ReconstructPool, pick_fit_videos, prepare_builtin
@@ -85,6 +87,7 @@ class PrecomputeConfig:
             "sr": self.sr,
             "limit": self.limit,
             "compression": self.compression,
+            "face_passes": list(PASSES),
             **recon,
         }
 
@@ -106,7 +109,8 @@ def _extract_remote(video_id: str, path: str, split: str, frames: int) -> tuple[
     cv2.setNumThreads(1)
     result = extract_video(video_id, Path(path), split, frames)
     return result, {"video_id": video_id, "split": split, "failure": result.failure, "stats": result.stats(),
-                    "seconds": result.seconds, "node_id": ray.get_runtime_context().get_node_id(),
+                    "seconds": result.seconds, "face_passes": result.face_passes,
+                    "node_id": ray.get_runtime_context().get_node_id(),
                     "node_ip": ray.util.get_node_ip_address()}
 
 
@@ -136,11 +140,27 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _collect_writes(refs: list[ray.ObjectRef], written: list[dict[str, Any]]) -> DiskFullError | None:
+    """Wait for shard writers and append their results to `written`; return the DiskFullError of the
+    first that found the disk full."""
+    full = None
+    for ref in refs:
+        try:
+            written.append(ray.get(ref))
+        except ray.exceptions.RayTaskError as err:
+            if not isinstance(err.cause, DiskFullError):
+                raise
+            full = full or err.cause
+    return full
+
+
 def _run_shards(cfg: PrecomputeConfig, out: Path, todo: list[ShardPlan], concurrency: int,
-                pool: ReconstructPool | None = None) -> dict[str, Any]:
+                pool: ReconstructPool | None, written: list[dict[str, Any]]) -> dict[str, Any]:
     """Extract every video of the pending shards as Ray tasks (at most `concurrency` at once), pass each
     extracted video to the reconstruction actors when there are any, and write each shard as soon as
-    its videos are done. Returns the per-video summaries and per-shard results."""
+    its videos are done. Appends each written shard's result to `written` as it finishes; a full disk
+    stops the extraction, lets the writers already started end (so nothing writes into `out` after this
+    returns, and `written` is what is complete) and raises. Returns the per-video summaries and results."""
     summaries: dict[str, dict[str, Any]] = {}
     recon: dict[str, dict[str, Any]] = {}
     results: dict[str, ray.ObjectRef] = {}
@@ -148,12 +168,12 @@ def _run_shards(cfg: PrecomputeConfig, out: Path, todo: list[ShardPlan], concurr
     queue = [(plan, item) for plan in todo for item in plan.videos]
     plan_of = {item.video_id: plan for plan, item in queue}
     in_flight: dict[ray.ObjectRef, tuple[str, str]] = {}
-    writers: list[ray.ObjectRef] = []
+    writers: list[ray.ObjectRef] = []  # not finished yet
     ids = pool.ids if pool is not None else {}
-    frames_done, extracting, start = 0, 0, time.perf_counter()
+    frames_done, extracting, start, full = 0, 0, time.perf_counter(), None
     with stage_progress(cfg.quiet) as bar:
         task = bar.add_task("precompute", total=len(queue), rate="")
-        while queue or in_flight:
+        while (queue or in_flight) and full is None:
             # at most `concurrency` extractions, and no more while the actors have a full queue
             while queue and extracting < concurrency and (pool is None or pool.pending < pool.capacity):
                 plan, item = queue.pop(0)
@@ -182,9 +202,14 @@ def _run_shards(cfg: PrecomputeConfig, out: Path, todo: list[ShardPlan], concurr
                 if all(v.video_id in done for v in plan.videos):
                     writers.append(_write_remote.remote(str(out), plan, cfg, ids,
                                                         *[results.pop(v.video_id) for v in plan.videos]))
+            if writers:  # a full disk stops the run at the first shard that does not fit
+                finished, writers = ray.wait(writers, num_returns=len(writers), timeout=0)
+                full = _collect_writes(finished, written)
             rate = frames_done / max(1e-9, time.perf_counter() - start)
             bar.update(task, completed=len(done), rate=f"{rate:.1f} frames/s")
-        written = ray.get(writers)
+        rest = _collect_writes(writers, written)  # waited for even after a full disk: they write into `out`
+    if full or rest:
+        raise full or rest
     return {"videos": summaries, "reconstruct": recon, "written": written, "process_s": time.perf_counter() - start}
 
 
@@ -214,31 +239,54 @@ def precompute(cfg: PrecomputeConfig) -> PrecomputeReport:
         pick_fit_videos(fit_pool, cfg.fit_videos)
     out = Path(cfg.out).absolute()  # Ray tasks write under it, and a cluster's workers run in another directory
     fingerprint = cfg.fingerprint(listing, specs)
-    claim_output(out, fingerprint, cfg.overwrite, ("shards", MODELS_DIR, MANIFEST_NAME, RUN_NAME),
-                 lambda changed: ConfigMismatch(f"{out} was made with other settings ({', '.join(changed)} differ); "
-                                                f"use another --out or pass --overwrite to rebuild it"))
-    plans = plan_shards(listing, cfg.splits, cfg.frames, cfg.shard_size)
-    todo = [p for p in plans if not is_done(out, p)]
-    wall_start = time.perf_counter()
-    run: dict[str, Any] = {"videos": {}, "reconstruct": {}, "written": [], "process_s": 0.0, "models_s": 0.0}
-    concurrency = 0
-    if todo:
-        with ray_session(cfg.address, cfg.workers) as concurrency:
-            pool, models_start = None, time.perf_counter()
-            if builtin:
-                prepare_builtin(builtin, fit_pool, out / MODELS_DIR, cfg.fit_settings(), cfg.fit_videos,
-                                concurrency, cfg.quiet)
-            if specs:
-                pool = ReconstructPool(specs, out / MODELS_DIR, concurrency)
-                todo += _stale(out, plans, todo, pool.ids)
-            models_s = time.perf_counter() - models_start
-            run = {**_run_shards(cfg, out, todo, concurrency, pool), "models_s": models_s}
-    wall = time.perf_counter() - wall_start
-    shard_entries = [(p.relpath, recorded_checksum(out / p.relpath) or "") for p in plans]
-    write_manifest(out, shard_entries)
-    report = _report(cfg, listing, fingerprint, plans, todo, run, wall, concurrency)
-    write_run_report(out, report)
+    with hold_folder(out):
+        claim_output(out, fingerprint, cfg.overwrite, ("shards", MODELS_DIR, MANIFEST_NAME, RUN_NAME),
+                     lambda changed: ConfigMismatch(f"{out} was made with other settings ({', '.join(changed)} "
+                                                    f"differ); use another --out or pass --overwrite to rebuild it"))
+        plans = plan_shards(listing, cfg.splits, cfg.frames, cfg.shard_size)
+        todo = [p for p in plans if not is_done(out, p)]
+        wall_start = time.perf_counter()
+        run: dict[str, Any] = {"videos": {}, "reconstruct": {}, "written": [], "process_s": 0.0, "models_s": 0.0}
+        concurrency, written = 0, []
+        try:
+            if todo:
+                with ray_session(cfg.address, cfg.workers) as concurrency:
+                    pool, models_start = None, time.perf_counter()
+                    if builtin:
+                        prepare_builtin(builtin, fit_pool, out / MODELS_DIR, cfg.fit_settings(), cfg.fit_videos,
+                                        concurrency, cfg.quiet)
+                    if specs:
+                        pool = ReconstructPool(specs, out / MODELS_DIR, concurrency)
+                        todo += _stale(out, plans, todo, pool.ids)
+                    models_s = time.perf_counter() - models_start
+                    run = {**_run_shards(cfg, out, todo, concurrency, pool, written), "models_s": models_s}
+            wall = time.perf_counter() - wall_start
+            shard_entries = [(p.relpath, recorded_checksum(out / p.relpath) or "") for p in plans]
+            write_manifest(out, shard_entries)
+            report = _report(cfg, listing, fingerprint, plans, todo, run, wall, concurrency)
+            write_run_report(out, report)
+        except DiskFullError as err:
+            raise err.noted(_stopped(cfg, out, fingerprint, plans, todo, written, str(err))) from None
     return PrecomputeReport(out, report, len(todo), len(plans) - len(todo))
+
+
+def _stopped(cfg: PrecomputeConfig, out: Path, fingerprint: dict[str, Any], plans: list[ShardPlan],
+             todo: list[ShardPlan], written: list[dict[str, Any]], reason: str) -> str:
+    """Write run.json for a run stopped by a full disk (which shards are complete, which are not; the
+    manifest is left as it was); return what to tell the user."""
+    complete = ({p.relpath for p in plans} - {p.relpath for p in todo}) | {w["relpath"] for w in written}
+    report = {"fiagen_version": __version__, "status": f"stopped: {reason}",
+              "config": {**asdict(cfg), "splits": list(cfg.splits)}, "fingerprint": fingerprint,
+              "counts": {"shards": len(plans), "shards_complete": len(complete)},
+              "shards_complete": sorted(complete),
+              "shards_unfinished": [p.relpath for p in plans if p.relpath not in complete]}
+    try:
+        write_run_report(out, report)
+        where = f"listed in {out / RUN_NAME}"
+    except DiskFullError:
+        where = f"{RUN_NAME} could not be written either"
+    return (f"{len(complete)} of {len(plans)} shards are complete ({where}); free some space and run the same "
+            f"command again to build the rest")
 
 
 def _nodes(summaries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -251,7 +299,8 @@ def _nodes(summaries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def _report(cfg: PrecomputeConfig, listing: SourceListing, fingerprint: dict[str, Any], plans: list[ShardPlan],
             todo: list[ShardPlan], run: dict[str, Any], wall: float, concurrency: int) -> dict[str, Any]:
-    """The run report: config, versions, counts, every missing video and failure (videos, and frames a
+    """The run report: config, versions, counts, the face finder's passes (runs and faces found per pass,
+    over the videos processed in this run), every missing video and failure (videos, and frames a
     reconstructor failed on), the reconstructor ids and builtin fit records, shard checksums, the Ray
     node (id, IP) that processed each video of this run and videos per node, timings."""
     rebuilt = {p.relpath for p in todo}
@@ -284,6 +333,7 @@ def _report(cfg: PrecomputeConfig, listing: SourceListing, fingerprint: dict[str
     recon_s = {k: sum(r["seconds"].get(k, 0.0) for r in run["reconstruct"].values()) for k in ("ae", "sr")}
     return {
         "fiagen_version": __version__,
+        "status": "complete",
         "config": {**asdict(cfg), "splits": list(cfg.splits), "resolved_workers": concurrency},
         "fingerprint": fingerprint,
         "versions": _versions(),
@@ -299,6 +349,7 @@ def _report(cfg: PrecomputeConfig, listing: SourceListing, fingerprint: dict[str
             "shards_reused": len(plans) - len(todo),
         },
         "per_split": per_split,
+        "face_passes": total_passes(s["face_passes"] for s in run["videos"].values()),
         "missing": [{"video_id": m.video_id, "split": m.split, "path": str(m.path)} for m in listing.missing],
         "unassigned": listing.unassigned,
         "failures": failures,

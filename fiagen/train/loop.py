@@ -28,13 +28,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from fiagen.errors import FiagenError
+from fiagen.files import DiskFullError, write_text
+from fiagen.outputs import hold_folder
 from fiagen.progress import stage_progress
 from fiagen.train.affs import AFFSSelection, affs_widths, select_channels
-from fiagen.train.checkpoint import read_checkpoint, save_checkpoint, train_net_from
-from fiagen.train.config import CONFIG_NAME, TrainConfig, write_config
+from fiagen.train.breakdown import batch_meta, breakdown, dataset_groups, last_breakdown
+from fiagen.train.checkpoint import full_disk_advice, read_resume_checkpoint, save_checkpoint, train_net_from
+from fiagen.train.config import CONFIG_NAME, TrainConfig, check_run_folder, write_config
 from fiagen.train.losses import detector_loss
 from fiagen.train.metrics import RunLog
 from fiagen.train.model import TrainNet, build_detector, default_fpn_channels
+from fiagen.train.pretrained import fetch, resolve_init
 
 AFFS_PASSES = 5  # paper: AFFS ranks channels over 5 passes of the training set
 
@@ -96,10 +100,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
-    from fiagen.generate.dataset import FIAUSADataset
+    from fiagen.generate.dataset import FIAUSADataset, GenerateConfig
 
-    train = FIAUSADataset(cfg.shards, split="train", size=cfg.size, seed=cfg.seed, train=True, ablation=cfg.ablation)
-    val = FIAUSADataset(cfg.shards, split="val", size=cfg.size, seed=cfg.seed, train=False, ablation=cfg.ablation)
+    recipe = dict(size=cfg.size, seed=cfg.seed, ablation=cfg.ablation, config=GenerateConfig(affine=cfg.affine))
+    train = FIAUSADataset(cfg.shards, split="train", train=True, **recipe)
+    val = FIAUSADataset(cfg.shards, split="val", train=False, **recipe)
     if len(train) < cfg.batch_size:
         raise TrainingError(f"{cfg.shards}: the train split has {len(train)} frames, fewer than one batch "
                             f"of {cfg.batch_size}")
@@ -209,41 +214,38 @@ def sam_step(net: torch.nn.Module, optimizer: SAM, batch: dict[str, torch.Tensor
 
 
 @torch.no_grad()
-def validate(detector: torch.nn.Module, loader: DataLoader, cfg: TrainConfig, ctx: Context) -> tuple[float, float]:
-    """(AUC, BCE loss) on the val split's real frames and their fixed pseudo-fakes (`loader`: this
-    worker's share, see `_val_loader`)."""
+def validate(detector: torch.nn.Module, loader: DataLoader, cfg: TrainConfig, ctx: Context,
+             groups: list[str] | None = None) -> tuple[float, float, dict[str, float] | None]:
+    """(AUC, BCE loss, AUC per pseudo-fake group) on the val split's real frames and their fixed
+    pseudo-fakes (`loader`: this worker's share, see `_val_loader`). The breakdown (see
+    fiagen.train.breakdown) covers `groups` (default: those the fakes fall in); None when the items
+    carry no "meta"."""
     from sklearn.metrics import roc_auc_score
 
     was_training = detector.training
     detector.eval()
-    logits, labels = [], []
+    logits, labels, metas = [], [], []
     for batch in loader:
         x = torch.cat([batch["real"], batch["fake"]]).to(ctx.device)
         with _autocast(cfg, ctx.device):
             out = detector(x).float().cpu()
         logits.append(out)
         labels.append(torch.cat([torch.zeros(len(batch["real"])), torch.ones(len(batch["fake"]))]))
+        metas += batch_meta(batch["meta"]) if "meta" in batch else []
     detector.train(was_training)
-    mine = (torch.cat(logits) if logits else torch.zeros(0), torch.cat(labels) if labels else torch.zeros(0))
+    mine = (torch.cat(logits) if logits else torch.zeros(0), torch.cat(labels) if labels else torch.zeros(0), metas)
     if ctx.world > 1:
         gathered: list[Any] = [None] * ctx.world
         dist.all_gather_object(gathered, mine)
-        mine = (torch.cat([g[0] for g in gathered]), torch.cat([g[1] for g in gathered]))
-    scores, truth = mine
+        mine = (torch.cat([g[0] for g in gathered]), torch.cat([g[1] for g in gathered]),
+                [m for g in gathered for m in g[2]])
+    scores, truth, metas = mine
     loss = torch.nn.functional.binary_cross_entropy_with_logits(scores, truth).item()
-    return float(roc_auc_score(truth.numpy(), scores.numpy())), loss
-
-
-def check_run_folder(cfg: TrainConfig) -> Path:
-    """The run folder, if it can be used: --resume needs its last.pt, a new run must not overwrite one."""
-    run = Path(cfg.run)
-    last = run / "last.pt"
-    if cfg.resume and not last.is_file():
-        raise TrainingError(f"--resume: {last} does not exist")
-    if not cfg.resume and last.exists():
-        raise TrainingError(f"{run} already holds a run (last.pt); pass --resume to continue it or choose "
-                            f"another --run")
-    return run
+    per_group = None
+    if metas:
+        found = breakdown(scores[truth == 0].numpy(), scores[truth == 1].numpy(), metas, groups)
+        per_group = {name: auc for name, (auc, _) in found.items()}
+    return float(roc_auc_score(truth.numpy(), scores.numpy())), loss, per_group
 
 
 def _prepare_run(cfg: TrainConfig, ctx: Context) -> Path:
@@ -258,11 +260,15 @@ def _init_net(cfg: TrainConfig, loader: DataLoader, sampler: EpochSampler, ctx: 
               run: Path) -> tuple[TrainNet, AFFSSelection | None]:
     """A new TrainNet: backbone (+ pretrained weights), AFFS ranking on training pairs (epochs 0, 1, ...
     of `loader`), FPN."""
-    if cfg.pretrained == "none" and ctx.main:
-        print(f"fiagen: warning: --pretrained none: {cfg.backbone} starts from random weights; detection "
-              "results will be poor (pass --pretrained timm or a weights file)", file=sys.stderr)
     torch.manual_seed(cfg.seed)
     detector = build_detector(cfg.backbone, cfg.size, cfg.pretrained, cfg.drop_rate, cfg.drop_path_rate)
+    init = detector.init
+    if init["source"] == "none" and ctx.main:
+        print(f"fiagen: warning: --pretrained none: {cfg.backbone} starts from random weights; detection "
+              "results will be poor (pass --pretrained auto, timm or a weights file)", file=sys.stderr)
+    elif ctx.main and not cfg.quiet:
+        print(f"fiagen: {init['arch']} starts from {init['weights']} ({init['source']}): {init['tensors_loaded']} "
+              "tensors loaded, a new 1-logit head", file=sys.stderr)
     selection = None
     if cfg.uses_rcr and cfg.affs:
         detector.to(ctx.device)
@@ -286,12 +292,12 @@ def _init_net(cfg: TrainConfig, loader: DataLoader, sampler: EpochSampler, ctx: 
                 selection = select_channels(detector, batches(), affs_widths(detector.stage_channels, cfg.affs_ratio),
                                             ctx.device, on_batch=lambda b: bar.advance(task, b))
         if ctx.main:
-            (run / "affs.json").write_text(json.dumps({"backbone": cfg.backbone, **selection.to_dict()}, indent=1))
+            write_text(run / "affs.json", json.dumps({"backbone": cfg.backbone, **selection.to_dict()}, indent=1))
     fpn = (cfg.fpn_channels or default_fpn_channels(cfg.backbone)) if cfg.uses_rcr else None
     return TrainNet(detector, selection.indices if selection else None, fpn), selection
 
 
-RESUME_KEYS = ("backbone", "size", "batch_size", "seed", "ablation", "lambdas", "affs", "fpn_channels")
+RESUME_KEYS = ("backbone", "size", "batch_size", "seed", "ablation", "affine", "lambdas", "affs", "fpn_channels")
 
 
 def _check_resume(cfg: TrainConfig, saved: dict[str, Any]) -> None:
@@ -320,7 +326,8 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
     train_ds, val_ds = data if data is not None else _datasets(cfg)
     train_loader, sampler = make_train_loader(train_ds, cfg, ctx)
     val_loader = _val_loader(val_ds, cfg, ctx)
-    saved = read_checkpoint(run / "last.pt") if cfg.resume else None
+    groups = dataset_groups(val_ds)
+    saved = read_resume_checkpoint(run) if cfg.resume else None
     if saved is not None:
         _check_resume(cfg, saved["config"] or {})
         net, affs = train_net_from(saved), saved["affs"]
@@ -353,10 +360,16 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
     train_data = _train_data(cfg, data[0] if data is not None else None)
 
     def checkpoint(path: Path, epoch: int, val_auc: float | None, training: bool) -> None:
+        # epoch_sums/epoch_counted: the loss sums of the epoch so far, so that a run resumed inside an
+        # epoch logs the same averages as the uninterrupted one
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-                 "best_auc": best_auc, "nonfinite": nonfinite} if training else None
-        save_checkpoint(path, net, epoch=epoch, step=step, val_auc=val_auc, train_data=train_data, affs=affs,
-                        config=cfg.to_dict(), training=state)
+                 "best_auc": best_auc, "nonfinite": nonfinite, "epoch_sums": dict(sums),
+                 "epoch_counted": counted} if training else None
+        try:
+            save_checkpoint(path, net, epoch=epoch, step=step, val_auc=val_auc, train_data=train_data, affs=affs,
+                            config=cfg.to_dict(), training=state)
+        except DiskFullError as err:
+            raise err.noted(f"training stopped at step {step}; {full_disk_advice(run)}") from None
 
     pairs_per_step = cfg.batch_size * ctx.world
     try:
@@ -367,6 +380,8 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
                 sampler.skip = (step - epoch * steps_per_epoch) * cfg.batch_size
                 sums = {"loss": 0.0, "bce": 0.0, "pcr": 0.0, "icr": 0.0}
                 counted, wait_total, epoch_start = 0, 0.0, time.perf_counter()
+                if sampler.skip:  # resumed inside this epoch: its averages count the steps before too
+                    sums, counted = dict(saved["training"]["epoch_sums"]), saved["training"]["epoch_counted"]
                 model.train()
                 tick = time.perf_counter()
                 for batch in train_loader:
@@ -406,7 +421,9 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
                 seconds = time.perf_counter() - epoch_start
                 val_auc = val_loss = None
                 if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
-                    val_auc, val_loss = validate(net.detector, val_loader, cfg, ctx)
+                    val_auc, val_loss, per_group = validate(net.detector, val_loader, cfg, ctx, groups)
+                    if log and per_group is not None:
+                        log.breakdown({"epoch": epoch + 1, "step": step, **per_group})
                     if ctx.main and (best_auc is None or val_auc > best_auc):
                         best_auc = val_auc
                         checkpoint(run / "best.pt", epoch + 1, val_auc, training=False)
@@ -427,11 +444,21 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Run `fiagen train`: one local process, or `cfg.workers` Ray Train workers."""
-    if cfg.workers > 1:
-        from fiagen.train.distributed import train_distributed
+    """Run `fiagen train` (the CLI's and `fiagen run`'s entry): one local process, or Ray Train workers when
+    `cfg.workers` > 1 or a Ray `cfg.address` is given. The backbone's weights are fetched (or found missing:
+    one error line) before any data is read."""
+    if not cfg.resume:
+        fetch(resolve_init(cfg.backbone, cfg.pretrained))
+    with hold_folder(cfg.run):  # one run per folder; before Ray starts
+        if cfg.address or cfg.workers > 1:
+            from fiagen.train.distributed import train_distributed
 
-        check_run_folder(cfg)  # before starting Ray
+            check_run_folder(cfg)  # before starting Ray
 
-        return train_distributed(cfg)
-    return run_training(cfg, Context(device=resolve_device(cfg.device)))
+            result = train_distributed(cfg)
+        else:
+            result = run_training(cfg, Context(device=resolve_device(cfg.device)))
+    table = None if cfg.quiet else last_breakdown(result.run)  # the last validation's AUC per pseudo-fake group
+    if table:
+        print(table)
+    return result

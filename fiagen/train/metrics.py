@@ -1,4 +1,5 @@
-"""Run metrics: one CSV row per step (`steps.csv`), one per epoch (`metrics.csv`), and TensorBoard (`tb/`).
+"""Run metrics: one CSV row per step (`steps.csv`), one per epoch (`metrics.csv`), one per validation with
+its per-group AUCs (`val_breakdown.csv`, see fiagen.train.breakdown), and TensorBoard (`tb/`).
 
 On resume, rows after the checkpoint's step (written by the interrupted run) are dropped first, so each
 step appears once.
@@ -11,17 +12,23 @@ import math
 from pathlib import Path
 from typing import Any
 
+from fiagen.files import disk_full, is_disk_full
+from fiagen.train.breakdown import BREAKDOWN_NAME
+
 STEP_FIELDS = ("step", "epoch", "loss", "bce", "pcr", "icr", "lr", "pairs_per_s", "data_wait_s", "skipped")
 EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_bce", "train_pcr", "train_icr", "val_auc", "val_loss", "lr",
                 "pairs_per_s", "data_wait_fraction", "nonfinite_skipped", "seconds")
 
 
-def _keep_until(path: Path, fields: tuple[str, ...], step: int) -> None:
-    """Rewrite a CSV keeping the header and the rows whose step <= `step`."""
+def _keep_until(path: Path, fields: tuple[str, ...] | None, step: int) -> None:
+    """Rewrite a CSV keeping the header (`fields`, or the file's own when None) and the rows whose
+    step <= `step`."""
     if not path.exists():
         return
     with path.open(newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
+        reader = csv.DictReader(fh)
+        rows = [r for r in reader if int(r["step"]) <= step]
+        fields = fields or tuple(reader.fieldnames or ())
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
@@ -37,7 +44,12 @@ class _Csv:
             self.writer.writeheader()
 
     def write(self, row: dict[str, Any]) -> None:
-        self.writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        try:
+            self.writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        except OSError as err:
+            if is_disk_full(err):
+                raise disk_full(self.fh.name) from None
+            raise
 
 
 class RunLog:
@@ -49,6 +61,9 @@ class RunLog:
         if resume_step is not None:
             _keep_until(run / "steps.csv", STEP_FIELDS, resume_step)
             _keep_until(run / "metrics.csv", EPOCH_FIELDS, resume_step)
+            _keep_until(run / BREAKDOWN_NAME, None, resume_step)
+        self.run = run
+        self.groups: _Csv | None = None  # val_breakdown.csv, opened with the first breakdown row
         self.steps = _Csv(run / "steps.csv", STEP_FIELDS)
         self.epochs = _Csv(run / "metrics.csv", EPOCH_FIELDS)
         self.tb = SummaryWriter(str(run / "tb"), purge_step=None if resume_step is None else resume_step + 1)
@@ -67,7 +82,19 @@ class RunLog:
                 self.tb.add_scalar(f"epoch/{key}", row[key], row["step"])
         self.tb.flush()
 
+    def breakdown(self, row: dict[str, Any]) -> None:
+        """One validation's AUC per pseudo-fake group: epoch, step, then one `kind:value` column each
+        (the same columns for the whole run; NaN where a group has no fakes)."""
+        if self.groups is None:
+            self.groups = _Csv(self.run / BREAKDOWN_NAME, tuple(row))
+        self.groups.write(row)
+        for name, value in row.items():
+            if ":" in name and math.isfinite(value):
+                self.tb.add_scalar(f"val_breakdown/{name.replace(':', '/')}", value, row["step"])
+
     def close(self) -> None:
         self.steps.fh.close()
         self.epochs.fh.close()
+        if self.groups is not None:
+            self.groups.fh.close()
         self.tb.close()

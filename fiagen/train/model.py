@@ -8,21 +8,16 @@ of each, and runs an FPN whose highest-resolution map feeds the RCR losses.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fiagen.errors import FiagenError
+from fiagen.train.pretrained import ModelError, imagenet_classifier, load_by_name, resolve_init
 
 PYRAMID_LEVELS = 4
-
-
-class ModelError(FiagenError):
-    """A backbone name timm does not know, or weights that do not fit it."""
 
 
 def default_fpn_channels(backbone: str) -> int:
@@ -33,11 +28,13 @@ def default_fpn_channels(backbone: str) -> int:
 class Detector(nn.Module):
     """A timm classifier with one output; `forward(x in [0,1], (B,3,S,S)) -> logits (B,)`."""
 
-    def __init__(self, net: nn.Module, backbone: str, size: int):
+    def __init__(self, net: nn.Module, backbone: str, size: int, weights: str = "none"):
         super().__init__()
         self.net = net
         self.backbone = backbone
         self.size = size
+        self.weights = weights  # the init the backbone started from (a timm tag, a wheel, a file, "none")
+        self.init: dict[str, Any] = {"arch": backbone, "source": "none", "weights": weights, "tensors_loaded": 0}
         cfg = getattr(net, "pretrained_cfg", None) or {}
         mean = cfg.get("mean", timm.data.IMAGENET_DEFAULT_MEAN)
         std = cfg.get("std", timm.data.IMAGENET_DEFAULT_STD)
@@ -121,54 +118,18 @@ class TrainNet(nn.Module):
         return self.detector.head(final), self.fpn(maps)
 
 
-def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a .safetensors file or a torch file (loaded with weights_only=True).
-
-    Accepts a bare state dict or one under "state_dict"/"model"/"state_dict_ema"; a "module." prefix
-    (DDP) is dropped.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"pretrained weights file not found: {p}")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(p))
-        else:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is one user error
-        raise ModelError(f"cannot read weights {p}: {type(err).__name__}: {err}".splitlines()[0]) from None
-    for key in ("state_dict", "model", "state_dict_ema"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelError(f"{p} does not hold a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def load_backbone_weights(net: nn.Module, path: str | Path) -> dict[str, int]:
-    """Copy the tensors of `path` that fit `net` by name and shape (a 1000-class head is skipped).
-
-    Returns counts {"loaded", "skipped", "missing"}; no fitting tensor at all is an error.
-    """
-    state = read_weights(path)
-    own = net.state_dict()
-    fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not fit:
-        raise ModelError(f"no tensor of {path} fits the backbone (names or shapes differ)")
-    net.load_state_dict(fit, strict=False)
-    return {"loaded": len(fit), "skipped": len(state) - len(fit), "missing": len(own) - len(fit)}
-
-
 def build_detector(backbone: str, size: int, pretrained: str | None = None, drop_rate: float = 0.0,
                    drop_path_rate: float = 0.0) -> Detector:
-    """A Detector from a timm name; `pretrained`: None/"none" (random init), "timm" (hub), or a file path."""
-    kwargs = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}
+    """A Detector from a timm name; `pretrained`: None/"none" (random init), "auto", "timm" or a file path
+    (see `fiagen.train.pretrained`). `detector.init` says what was used and how many tensors were loaded."""
+    init = resolve_init(backbone, pretrained)
+    kwargs: dict[str, Any] = {"drop_rate": drop_rate, **({"drop_path_rate": drop_path_rate} if drop_path_rate else {})}
     try:
-        net = timm.create_model(backbone, pretrained=pretrained == "timm", num_classes=1, drop_rate=drop_rate,
-                                **kwargs)
+        if init.source in ("timm", "wheel"):
+            net, loaded = imagenet_classifier(init, **kwargs)
+            net.reset_classifier(1)
+        else:
+            net, loaded = timm.create_model(init.arch, num_classes=1, **kwargs), 0
     except RuntimeError as err:
         if "Unknown model" in str(err):
             raise ModelError(f"timm does not know the model {backbone!r}") from None
@@ -179,6 +140,8 @@ def build_detector(backbone: str, size: int, pretrained: str | None = None, drop
     if isinstance(head, nn.Linear):  # a new 1-logit head starts at 0: no huge first logits at high lr
         nn.init.zeros_(head.weight)
         nn.init.zeros_(head.bias)
-    if pretrained not in (None, "none", "timm"):
-        load_backbone_weights(net, pretrained)
-    return Detector(net, backbone, size)
+    if init.source == "file":
+        loaded = load_by_name(net, init.weights)
+    detector = Detector(net, init.arch, size, init.weights)
+    detector.init = {**init.to_dict(), "tensors_loaded": loaded}
+    return detector

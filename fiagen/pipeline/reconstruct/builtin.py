@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save
 from torch import nn
 
+from fiagen.files import write_bytes, write_text
 from fiagen.pipeline.reconstruct.base import (DIGEST_CHARS, Reconstructor, ReconstructorError, pad_to_multiple,
                                               super_resolve, weights_digest)
 
@@ -111,14 +112,9 @@ def model_paths(models_dir: Path, kind: str) -> tuple[Path, Path]:
 def save_builtin(models_dir: Path, kind: str, net: nn.Module, record: dict[str, Any]) -> None:
     """Write the weights (safetensors) and then the record; the record names the weights' id."""
     weights, record_path = model_paths(models_dir, kind)
-    weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    tmp = weights.with_name(f".{weights.name}.tmp")
-    tmp.write_bytes(save(state, metadata={"kind": kind, "arch": json.dumps(ARCHS[kind])}))
-    tmp.replace(weights)
-    tmp = record_path.with_name(f".{record_path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(record_path)
+    write_bytes(weights, save(state, metadata={"kind": kind, "arch": json.dumps(ARCHS[kind])}))
+    write_text(record_path, json.dumps(record, indent=2) + "\n")
 
 
 def read_record(models_dir: Path, kind: str) -> dict[str, Any] | None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from fiagen.files import load_plain, sha256_file
 from fiagen.pipeline.reconstruct.base import DIGEST_CHARS, Reconstructor, ReconstructorError, super_resolve
 from fiagen.pipeline.reconstruct.spec import first_line
-from fiagen.pipeline.shards import sha256_file
 
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 
@@ -28,7 +28,7 @@ def load_descriptor(path: Path, what: str):
         if path.suffix.lower() == ".safetensors":
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_plain(path)
         descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state))
     except spandrel.UnsupportedModelError as err:
         raise ReconstructorError(f"{what}: spandrel recognises no architecture in {path}") from err

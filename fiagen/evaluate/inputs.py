@@ -1,0 +1,54 @@
+"""What an evaluation reads, found before anything heavy loads (torch, Ray, the plotting stack): the
+checkpoint file and each suite's listing. So the argument errors a user makes most (a checkpoint that is
+not there, a root without its index file, an unknown suite) are one line within a second.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from fiagen.manifests.roots import SourceError
+from fiagen.manifests.suites import SuiteListing, resolve_suite
+
+
+@dataclass
+class EvalInputs:
+    """The checkpoint file, the listing of every suite found, and the suites skipped (with the reason)."""
+
+    ckpt: Path
+    listings: dict[str, SuiteListing]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def default_checkpoint(runs: Path = Path("runs")) -> Path:
+    """The newest runs/*/best.pt (by modification time)."""
+    found = sorted(runs.glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise SourceError(f"no checkpoint given and none found as {runs}/*/best.pt; pass --ckpt PATH")
+    return found[-1]
+
+
+def find_inputs(suites: Sequence[str], root: str | os.PathLike | None, ckpt: str | os.PathLike | None,
+                skip_missing: bool = False) -> EvalInputs:
+    """The checkpoint (`ckpt`, else the newest runs/*/best.pt) and the listings of `suites` under `root`.
+
+    A suite whose dataset cannot be found is an error, or, with `skip_missing` (--suite all), skipped
+    with its reason; none found at all is an error.
+    """
+    path = Path(ckpt) if ckpt else default_checkpoint()
+    if not path.is_file():
+        raise SourceError(f"checkpoint not found: {path}")
+    inputs = EvalInputs(path, {})
+    for spec in suites:
+        try:
+            inputs.listings[spec] = resolve_suite(spec, root)
+        except SourceError as err:
+            if not skip_missing:
+                raise
+            inputs.skipped[spec] = str(err)
+    if not inputs.listings:
+        raise SourceError("no suite could be found: " + " | ".join(inputs.skipped.values()))
+    return inputs
