@@ -146,7 +146,7 @@ def train(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: ob
         click.echo(config_yaml(cfg), nl=False)
         return
     check_run_folder(cfg)  # argument errors before torch loads
-    from fiagen.train.loop import train as run
+    from fiagen.train.entry import train as run
 
     with _warnings_as_lines():
         result = run(cfg)

@@ -78,7 +78,7 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> DemoReport
     from fiagen.pipeline.cluster import ray_session
     from fiagen.pipeline.precompute import PrecomputeConfig, precompute
     from fiagen.train.config import TrainConfig
-    from fiagen.train.loop import train
+    from fiagen.train.entry import train
 
     out = Path(cfg.out)
     report = DemoReport(out)

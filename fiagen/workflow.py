@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import yaml
 
-from fiagen.errors import FiagenError
+from fiagen.errors import FiagenError, message_line
 
 STAGES = ("precompute", "train", "bench")
 
@@ -44,7 +44,7 @@ def read_pipeline(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise PipelineError(f"cannot read pipeline {path}: {err}".splitlines()[0]) from None
+        raise PipelineError(f"cannot read pipeline {path}: {message_line(err)}") from None
     if not isinstance(data, dict):
         raise PipelineError(f"pipeline {path} must be a mapping with keys {', '.join(STAGES)} and address")
     unknown = sorted(set(data) - set(STAGES) - {"address"})
@@ -97,7 +97,7 @@ def _train(section: dict[str, Any], address: str | None, shards: str | None) -> 
         if done >= cfg.epochs:
             return StageOutcome("train", "complete", f"{last} has all {cfg.epochs} epochs"), str(cfg.run)
         cfg = dataclasses.replace(cfg, resume=True)
-    from fiagen.train.loop import train as run_train
+    from fiagen.train.entry import train as run_train
 
     result = run_train(cfg)
     auc = "n/a" if result.best_auc is None else f"{result.best_auc:.4f}"

@@ -418,13 +418,13 @@ def test_an_output_folder_on_a_read_only_file_system_is_one_line(
 
 
 def test_a_training_warning_is_one_line_without_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fiagen.train import loop
+    from fiagen.train import entry
 
     def warn_and_finish(cfg: TrainConfig) -> TrainResult:
         warnings.warn("the shards hold no AE/SR reconstructions")
         return TrainResult(Path(cfg.run), Path(cfg.run) / "last.pt", None, None, 1, 1, 0)
 
-    monkeypatch.setattr(loop, "train", warn_and_finish)
+    monkeypatch.setattr(entry, "train", warn_and_finish)
     result = CliRunner().invoke(cli, ["train", "--shards", str(tmp_path), "--run", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "fiagen: warning: the shards hold no AE/SR reconstructions\n" in result.stderr

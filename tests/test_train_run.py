@@ -37,7 +37,8 @@ from fiagen.cli import cli
 from fiagen.manifests.manifest import read_manifest
 from fiagen.train.checkpoint import load_detector, read_checkpoint
 from fiagen.train.config import TrainConfig
-from fiagen.train.loop import Context, TrainingError, run_training, sam_step, train
+from fiagen.train.entry import train
+from fiagen.train.loop import Context, TrainingError, run_training, sam_step
 from fiagen.train.model import TrainNet, build_detector
 
 

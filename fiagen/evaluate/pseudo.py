@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Subset
 
 from fiagen import __version__
-from fiagen.errors import FiagenError
+from fiagen.errors import FiagenError, last_line
 from fiagen.evaluate.plots import roc_plot
 from fiagen.evaluate.runner import FLUSH_SECONDS, REPORT_NAME, EvalConfig, EvalMismatch, SuiteResult, _stamp
 from fiagen.evaluate.store import FRAMES_NAME, VIDEOS_NAME, ScoreStore
@@ -107,8 +107,7 @@ def _score(ds: torch.utils.data.Dataset, todo: list[int], rows: pd.DataFrame, id
         try:
             scores = ray.get(ref)
         except ray.exceptions.RayError as err:
-            raise FiagenError(f"the scoring actor failed ({str(err).strip().splitlines()[-1][:300]}); "
-                              f"rerun to resume") from None
+            raise FiagenError(f"the scoring actor failed ({last_line(err)}); rerun to resume") from None
         n = len(indices)
         for k, (i, method) in enumerate(zip(indices, methods)):
             row = rows.iloc[i]

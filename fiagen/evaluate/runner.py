@@ -25,7 +25,7 @@ import pandas as pd
 import ray
 
 from fiagen import __version__
-from fiagen.errors import FiagenError
+from fiagen.errors import FiagenError, last_line, message_line
 from fiagen.evaluate.inputs import EvalInputs, find_inputs
 from fiagen.evaluate.perturb import LEVELS, condition_name
 from fiagen.evaluate.plots import robustness_plot, roc_plot
@@ -202,9 +202,9 @@ def _collect(ref: ray.ObjectRef, meta_ref: ray.ObjectRef, unit: list[EvalItem], 
     try:
         scores, results = ray.get(ref), ray.get(meta_ref)
     except ray.exceptions.RayActorError as err:
-        raise FiagenError(f"the scoring actor died ({str(err).splitlines()[0]}); rerun to resume") from None
+        raise FiagenError(f"the scoring actor died ({message_line(err)}); rerun to resume") from None
     except ray.exceptions.RayError as err:
-        reason = f"worker failed: {str(err).strip().splitlines()[-1][:300]}"
+        reason = f"worker failed: {last_line(err)}"
         for it in unit:
             store.add(*_failed(it, reason))
         return

@@ -22,7 +22,7 @@ from fiagen.pipeline.cluster import ray_session
 from fiagen.pipeline.extract import TIMED_STEPS, VideoResult, extract_video
 from fiagen.pipeline.faces import PASSES, total_passes
 from fiagen.pipeline.plan import ShardPlan, is_done, plan_shards
-from fiagen.pipeline.reconstruct.spec import ReconstructorSpec, parse_spec, resolve_spec
+from fiagen.pipeline.reconstruct import ReconstructorSpec, parse_spec, resolve_spec
 from fiagen.pipeline.reconstruct.stage import ReconstructPool, pick_fit_videos, prepare_builtin
 from fiagen.pipeline.shards import SCHEMA_VERSION, ShardContent, read_shard_meta, recorded_checksum, write_shard
 from fiagen.progress import stage_progress

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from fiagen import __version__
-from fiagen.errors import FiagenError
+from fiagen.errors import FiagenError, message_line
 from fiagen.files import load_plain, write_bytes
 from fiagen.train.model import Detector, TrainNet, build_detector
 
@@ -106,8 +106,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = load_plain(p)
     except Exception as err:  # noqa: BLE001 - any unreadable file is one user error
-        raise CheckpointError(f"cannot read checkpoint {p}: {str(err) or type(err).__name__}".splitlines()[0]
-                              ) from None
+        raise CheckpointError(f"cannot read checkpoint {p}: {message_line(err)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a fiagen detector checkpoint")
     if data.get("version") != VERSION:
@@ -152,7 +151,7 @@ def detector_from(data: dict[str, Any]) -> Detector:
     try:
         detector.load_state_dict(data["detector"])
     except RuntimeError as err:
-        raise CheckpointError(f"checkpoint weights do not fit {info['backbone']}: {str(err).splitlines()[0]}") from None
+        raise CheckpointError(f"checkpoint weights do not fit {info['backbone']}: {message_line(err)}") from None
     return detector
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from fiagen.errors import FiagenError
+from fiagen.errors import FiagenError, message_line
 from fiagen.files import write_text
 from fiagen.generate.ablations import ABLATIONS
 
@@ -164,7 +164,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read config {p}: {err}".splitlines()[0]) from None
+        raise ConfigError(f"cannot read config {p}: {message_line(err)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {p} must be a mapping of option: value")
     out: dict[str, Any] = {}

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fiagen.errors import message_line
 from fiagen.train.checkpoint import read_checkpoint
 from fiagen.train.config import TrainConfig
 from fiagen.train.loop import Context, TrainingError, TrainResult, run_training
@@ -31,11 +32,10 @@ def _worker(config: dict[str, Any]) -> None:
 
 def _first_line(err: BaseException) -> str:
     """The most specific message of a Ray Train failure (the worker's own error, one line)."""
-    text = str(err)
-    for line in text.splitlines():
+    for line in str(err).splitlines():
         if "Error:" in line and "Traceback" not in line:
             return line.strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return message_line(err)
 
 
 def train_distributed(cfg: TrainConfig) -> TrainResult:

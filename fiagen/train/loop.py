@@ -1,5 +1,5 @@
 """The training loop (METHOD.md §5): AFFS init, SAM steps on (real, fake, mask) batches, per-epoch
-validation, last/best checkpoints, exact resume. `train(cfg)` is the stage's entry point.
+validation, last/best checkpoints, exact resume. The stage's entry point is `train/entry.py`.
 
 Randomness: pseudo-fakes come from (seed, epoch, index) in the dataset, the batch order from
 (seed, epoch) in the sampler, model init from the seed, and torch's global generator (dropout, drop
@@ -29,16 +29,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from fiagen.errors import FiagenError
 from fiagen.files import DiskFullError, write_text
-from fiagen.outputs import hold_folder
 from fiagen.progress import stage_progress
 from fiagen.train.affs import AFFSSelection, affs_widths, select_channels
-from fiagen.train.breakdown import batch_meta, breakdown, dataset_groups, last_breakdown
+from fiagen.train.breakdown import batch_meta, breakdown, dataset_groups
 from fiagen.train.checkpoint import full_disk_advice, read_resume_checkpoint, save_checkpoint, train_net_from
 from fiagen.train.config import CONFIG_NAME, TrainConfig, check_run_folder, write_config
 from fiagen.train.losses import detector_loss
 from fiagen.train.metrics import RunLog
 from fiagen.train.model import TrainNet, build_detector, default_fpn_channels
-from fiagen.train.pretrained import fetch, resolve_init
 
 AFFS_PASSES = 5  # paper: AFFS ranks channels over 5 passes of the training set
 
@@ -441,24 +439,3 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
             log.close()
     best = run / "best.pt"
     return TrainResult(run, run / "last.pt", best if best.exists() else None, best_auc, cfg.epochs, step, nonfinite)
-
-
-def train(cfg: TrainConfig) -> TrainResult:
-    """Run `fiagen train` (the CLI's and `fiagen run`'s entry): one local process, or Ray Train workers when
-    `cfg.workers` > 1 or a Ray `cfg.address` is given. The backbone's weights are fetched (or found missing:
-    one error line) before any data is read."""
-    if not cfg.resume:
-        fetch(resolve_init(cfg.backbone, cfg.pretrained))
-    with hold_folder(cfg.run):  # one run per folder; before Ray starts
-        if cfg.address or cfg.workers > 1:
-            from fiagen.train.distributed import train_distributed
-
-            check_run_folder(cfg)  # before starting Ray
-
-            result = train_distributed(cfg)
-        else:
-            result = run_training(cfg, Context(device=resolve_device(cfg.device)))
-    table = None if cfg.quiet else last_breakdown(result.run)  # the last validation's AUC per pseudo-fake group
-    if table:
-        print(table)
-    return result

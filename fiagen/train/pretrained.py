@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fiagen.errors import FiagenError
+from fiagen.errors import FiagenError, first_line, message_line
 from fiagen.files import load_plain
 
 IMAGENET_CLASSES = 1000
@@ -116,7 +116,7 @@ def fetch(init: Init) -> None:
     try:
         timm.create_model(init.weights, pretrained=True)
     except Exception as err:  # noqa: BLE001 - no network, offline mode, a missing cache: one line
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = message_line(err)
         offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else ""
         raise ModelError(f"cannot get the ImageNet weights {init.weights} from the Hugging Face hub{offline}: "
                          f"{reason[:160]}; they are fetched once into {hf_cache()}; {OFFLINE_HINT}") from None
@@ -139,7 +139,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = load_plain(p)
     except Exception as err:  # noqa: BLE001 - any unreadable file is one user error
-        raise ModelError(f"cannot read weights {p}: {type(err).__name__}: {err}".splitlines()[0]) from None
+        raise ModelError(f"cannot read weights {p}: {first_line(err)}") from None
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -2,15 +2,17 @@
 
 One module per family: base (interface, ids, resampling helpers), builtin + fit (the small nets fit
 on the source's own crops), sd_vae (diffusers AutoencoderKL), spandrel_sr (spandrel SR checkpoints),
-spec (the --ae/--sr values), stage (the Ray side of precompute). Heavy libraries load on first use.
+spec (the --ae/--sr values), stage (the Ray side of precompute). This module is the registry of the
+families: it alone imports them (on first use, as their libraries are heavy), so none imports it back.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fiagen.pipeline.reconstruct.spec import ReconstructorSpec, parse_spec, resolve_spec
+from fiagen.pipeline.reconstruct.spec import ReconstructorError, ReconstructorSpec, parse_spec
 
 if TYPE_CHECKING:
     import torch
@@ -18,6 +20,29 @@ if TYPE_CHECKING:
     from fiagen.pipeline.reconstruct.base import Reconstructor
 
 __all__ = ["ReconstructorSpec", "load_reconstructor", "parse_spec", "resolve_spec"]
+
+LIBRARIES = {"sd-vae": "diffusers", "spandrel": "spandrel"}  # the pretrained families and what each needs
+
+
+def resolve_spec(spec: ReconstructorSpec) -> ReconstructorSpec:
+    """Locate and hash the weights of a pretrained spec (fetching a named hub id); others pass through.
+
+    Runs before any video is read: a local file or folder, or a hub id the user named (fetched once into
+    the Hugging Face cache); one ReconstructorError line for a missing file or a hub out of reach."""
+    library = LIBRARIES.get(spec.family)
+    if library and importlib.util.find_spec(library) is None:
+        raise ReconstructorError(f"--{spec.kind} {spec.text} needs {library}: pip install 'fiagen[pretrained]'")
+    if spec.family == "sd-vae":
+        from fiagen.pipeline.reconstruct.sd_vae import locate_vae
+
+        path, digest, name = locate_vae(spec.target)
+    elif spec.family == "spandrel":
+        from fiagen.pipeline.reconstruct.spandrel_sr import locate_checkpoint
+
+        path, digest, name = locate_checkpoint(spec.target)
+    else:
+        return spec
+    return ReconstructorSpec(spec.kind, spec.family, spec.target, path, digest, name)
 
 
 def load_reconstructor(spec: ReconstructorSpec, models_dir: Path,

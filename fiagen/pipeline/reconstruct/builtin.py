@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save
 from torch import nn
 
+from fiagen.errors import message_line
 from fiagen.files import write_bytes, write_text
 from fiagen.pipeline.reconstruct.base import (DIGEST_CHARS, Reconstructor, ReconstructorError, pad_to_multiple,
                                               super_resolve, weights_digest)
@@ -133,7 +134,7 @@ def load_builtin(models_dir: Path, kind: str, device: torch.device | str = "cpu"
     try:
         net.load_state_dict(load_file(str(weights)))
     except (RuntimeError, OSError) as err:
-        raise ReconstructorError(f"{weights} does not hold the builtin {kind} net: {str(err).splitlines()[0]}") from err
+        raise ReconstructorError(f"{weights} does not hold the builtin {kind} net: {message_line(err)}") from err
     rec = BuiltinReconstructor(kind, net, device)
     if rec.id != record.get("id"):
         raise ReconstructorError(f"{weights} is not the model its record names ({record.get('id')}, found {rec.id})")

@@ -19,9 +19,9 @@ from urllib.parse import urlparse
 
 import torch
 
+from fiagen.errors import first_line
 from fiagen.files import sha256_file
 from fiagen.pipeline.reconstruct.base import DIGEST_CHARS, Reconstructor, ReconstructorError, pad_to_multiple
-from fiagen.pipeline.reconstruct.spec import first_line
 
 CONFIG = "config.json"
 WEIGHTS = "diffusion_pytorch_model.safetensors"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from fiagen.errors import first_line
 from fiagen.files import load_plain, sha256_file
 from fiagen.pipeline.reconstruct.base import DIGEST_CHARS, Reconstructor, ReconstructorError, super_resolve
-from fiagen.pipeline.reconstruct.spec import first_line
 
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 

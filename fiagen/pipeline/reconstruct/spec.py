@@ -1,13 +1,8 @@
-"""`--ae` / `--sr` values: parse `none | builtin | sd-vae:ID_OR_PATH | spandrel:FILE` and check them early.
-
-`resolve_spec` runs before any video is read: it finds the weights (a local file or folder, or a hub id
-the user named, fetched once into the Hugging Face cache), hashes them, and raises one
-ReconstructorError line for a missing file, an unknown prefix, or a hub id that cannot be reached.
-"""
+"""`--ae` / `--sr` values: parse `none | builtin | sd-vae:ID_OR_PATH | spandrel:FILE` (syntax only; the
+package's `resolve_spec` finds and hashes the weights)."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +46,6 @@ class ReconstructorSpec:
         return out
 
 
-def first_line(err: BaseException) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
-
-
 def parse_spec(value: str, kind: str) -> ReconstructorSpec:
     """Syntax only: split `family:target` and check the family suits the kind (ae or sr)."""
     if kind not in KINDS:
@@ -66,20 +55,3 @@ def parse_spec(value: str, kind: str) -> ReconstructorSpec:
         raise ReconstructorError(f"--{kind} {value!r}: expected {SYNTAX[kind]}")
     return ReconstructorSpec(kind, family, target)
 
-
-def resolve_spec(spec: ReconstructorSpec) -> ReconstructorSpec:
-    """Locate and hash the weights of a pretrained spec (fetching a named hub id); others pass through."""
-    library = {"sd-vae": "diffusers", "spandrel": "spandrel"}.get(spec.family)
-    if library and importlib.util.find_spec(library) is None:
-        raise ReconstructorError(f"--{spec.kind} {spec.text} needs {library}: pip install 'fiagen[pretrained]'")
-    if spec.family == "sd-vae":
-        from fiagen.pipeline.reconstruct.sd_vae import locate_vae
-
-        path, digest, name = locate_vae(spec.target)
-    elif spec.family == "spandrel":
-        from fiagen.pipeline.reconstruct.spandrel_sr import locate_checkpoint
-
-        path, digest, name = locate_checkpoint(spec.target)
-    else:
-        return spec
-    return ReconstructorSpec(spec.kind, spec.family, spec.target, path, digest, name)

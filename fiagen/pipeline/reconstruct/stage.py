@@ -18,9 +18,10 @@ from typing import Any, Sequence
 import numpy as np
 import ray
 
+from fiagen.errors import first_line, last_line
 from fiagen.manifests.sources import SourceListing, VideoItem
 from fiagen.pipeline.extract import VideoResult, extract_video
-from fiagen.pipeline.reconstruct.spec import ReconstructorError, ReconstructorSpec, first_line
+from fiagen.pipeline.reconstruct.spec import ReconstructorError, ReconstructorSpec
 from fiagen.progress import stage_progress
 
 FIT_FRAMES = 8
@@ -209,8 +210,7 @@ class ReconstructPool:
         try:
             ids = ray.get([a.ids.remote() for a in self.actors])
         except ray.exceptions.RayError as err:
-            lines = [ln for ln in str(err).splitlines() if ln.strip()]
-            raise ReconstructorError(f"a reconstructor failed to load: {lines[-1] if lines else err}") from err
+            raise ReconstructorError(f"a reconstructor failed to load: {last_line(err)}") from err
         self.ids: dict[str, str] = ids[0]
 
     @property

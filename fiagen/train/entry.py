@@ -1,0 +1,34 @@
+"""`train(cfg)`: the training stage's one entry point, used by `fiagen train`, `fiagen run` and the demo.
+
+It picks where the loop runs: in this process, or on Ray Train workers (`train/distributed.py`) when
+`cfg.workers` > 1 or a Ray `cfg.address` is given.
+"""
+
+from __future__ import annotations
+
+from fiagen.outputs import hold_folder
+from fiagen.train.breakdown import last_breakdown
+from fiagen.train.config import TrainConfig, check_run_folder
+from fiagen.train.loop import Context, TrainResult, resolve_device, run_training
+from fiagen.train.pretrained import fetch, resolve_init
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run `fiagen train` (the CLI's and `fiagen run`'s entry): one local process, or Ray Train workers when
+    `cfg.workers` > 1 or a Ray `cfg.address` is given. The backbone's weights are fetched (or found missing:
+    one error line) before any data is read."""
+    if not cfg.resume:
+        fetch(resolve_init(cfg.backbone, cfg.pretrained))
+    with hold_folder(cfg.run):  # one run per folder; before Ray starts
+        if cfg.address or cfg.workers > 1:
+            from fiagen.train.distributed import train_distributed
+
+            check_run_folder(cfg)  # before starting Ray
+
+            result = train_distributed(cfg)
+        else:
+            result = run_training(cfg, Context(device=resolve_device(cfg.device)))
+    table = None if cfg.quiet else last_breakdown(result.run)  # the last validation's AUC per pseudo-fake group
+    if table:
+        print(table)
+    return result
