@@ -36,7 +36,8 @@ import cv2
 import numpy as np
 
 from fiagen.pipeline.faces import PASSES, FaceLandmarker
-from fiagen.pipeline.video import frame_count, read_frames, sample_indices
+from fiagen.media import sample_indices
+from fiagen.pipeline.video import frame_count, read_frames
 
 SIZES = (48, 64, 96, 128, 256, 512)
 KINDS = ("tight", "closeup", "border", "cut")

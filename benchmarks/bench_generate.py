@@ -27,7 +27,8 @@ import numpy as np
 
 from fiagen.generate.dataset import FIAUSADataset, worker_init
 from fiagen.generate.pair import STEPS, Stopwatch
-from fiagen.manifests.manifest import read_manifest, write_manifest
+from fiagen.manifests.manifest import read_manifest
+from fiagen.pipeline.index import write_manifest
 from fiagen.pipeline.shards import FrameRecord, ShardContent, ShardReader, read_shard_meta, write_shard
 
 SBI_REFERENCE = 26.6

@@ -13,9 +13,9 @@ from typing import Iterator
 import click
 
 from fiagen import __version__
+from fiagen.ablations import ABLATIONS
 from fiagen.errors import FiagenError
 from fiagen.files import disk_full, is_disk_full
-from fiagen.generate.ablations import ABLATIONS
 from fiagen.manifests.sources import SPLITS
 from fiagen.outputs import check_output_folder
 from fiagen.train.config import click_options as train_options

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from fiagen.manifests.sample import SampleSpec, build_sample_ffpp
+from fiagen.sample import SampleSpec, build_sample_ffpp
 
 SMOKE_NOTE = ("This is a smoke-scale run on a two-identity sample built from photos that ship with "
               "scikit-image and matplotlib; it shows that every stage works end to end. It is not a "

@@ -5,6 +5,11 @@ class FiagenError(Exception):
     """A user-facing failure whose message is one complete line."""
 
 
+class ShardError(FiagenError):
+    """A precompute output (shard, manifest, run report) that is missing, unreadable, of another schema,
+    or not the file its checksum names."""
+
+
 def first_line(err: BaseException) -> str:
     """An exception as one line: its type and the first line of its message."""
     lines = str(err).strip().splitlines()

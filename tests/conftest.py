@@ -132,7 +132,7 @@ def fia_shards(astronaut_face, tmp_path_factory: pytest.TempPathFactory) -> Path
     import cv2
     import numpy as np
 
-    from fiagen.manifests.manifest import write_manifest
+    from fiagen.pipeline.index import write_manifest
     from fiagen.pipeline.extract import face_crop
     from fiagen.pipeline.faces import Detection
     from fiagen.pipeline.shards import ShardContent, write_shard

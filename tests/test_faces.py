@@ -10,7 +10,7 @@ import pytest
 from skimage import data as skdata
 
 from fiagen.evaluate.scoring import face_mode, frame_faces
-from fiagen.manifests.suites import EvalItem
+from fiagen.manifests.suites.listing import EvalItem
 from fiagen.pipeline.faces import FaceLandmarker, PassCounts, total_passes
 
 

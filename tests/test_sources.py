@@ -10,7 +10,7 @@ import pytest
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.sources import ffpp_c23, ffpp_split_ids, folder, resolve_source
 from fiagen.pipeline.plan import plan_shards
-from fiagen.pipeline.video import sample_indices
+from fiagen.media import sample_indices
 
 
 def test_official_split_sizes() -> None:

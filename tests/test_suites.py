@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 
 from fiagen.manifests.roots import SourceError
-from fiagen.manifests.suites import (DF40_FAMILIES, FFPP_FAKE_METHODS, celebdf, df40, dfd, dfdc,
-                                     dfdcp, diff, ffpp, ffpp_test_pairs, folder, parse_suites, resolve_suite,
-                                     suite_dirname)
+from fiagen.manifests.suites import parse_suites, resolve_suite, suite_dirname
+from fiagen.manifests.suites.celebdf import celebdf
+from fiagen.manifests.suites.df40 import DF40_FAMILIES, df40
+from fiagen.manifests.suites.dfdc import dfdc, dfdcp
+from fiagen.manifests.suites.diff import diff
+from fiagen.manifests.suites.ffpp import FFPP_FAKE_METHODS, dfd, ffpp, ffpp_test_pairs
+from fiagen.manifests.suites.folder import folder
 
 
 def touch(path: Path) -> Path:

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from fiagen.manifests.sample import SampleSpec, build_sample_ffpp
 from fiagen.manifests.sources import ffpp_c23
+from fiagen.media import sample_indices
 from fiagen.pipeline.faces import FaceLandmarker
-from fiagen.pipeline.video import frame_count, read_frames, sample_indices
+from fiagen.pipeline.video import frame_count, read_frames
+from fiagen.sample import SampleSpec, build_sample_ffpp
 from fiagen.workflow import PipelineError, read_pipeline, run_pipeline
 
 

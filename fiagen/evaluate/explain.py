@@ -22,9 +22,9 @@ from torch import nn
 
 from fiagen.errors import FiagenError
 from fiagen.evaluate.scoring import video_crops
-from fiagen.manifests.suites import EvalItem
+from fiagen.manifests.suites.listing import EvalItem
+from fiagen.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fiagen.pipeline.faces import FaceLandmarker
-from fiagen.pipeline.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 
 class ExplainError(FiagenError):

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from fiagen.manifests.roots import SourceError
-from fiagen.manifests.suites import SuiteListing, resolve_suite
+from fiagen.manifests.suites import resolve_suite
+from fiagen.manifests.suites.listing import SuiteListing
 
 
 @dataclass

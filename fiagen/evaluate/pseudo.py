@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
@@ -27,15 +26,16 @@ from torch.utils.data import Subset
 
 from fiagen import __version__
 from fiagen.errors import FiagenError, last_line
+from fiagen.evaluate.config import FLUSH_SECONDS, REPORT_NAME, EvalConfig, EvalMismatch, SuiteResult, table_stamp
 from fiagen.evaluate.plots import roc_plot
-from fiagen.evaluate.runner import FLUSH_SECONDS, REPORT_NAME, EvalConfig, EvalMismatch, SuiteResult, _stamp
 from fiagen.evaluate.store import FRAMES_NAME, VIDEOS_NAME, ScoreStore
 from fiagen.evaluate.tables import suite_table, summary_row, write_table
 from fiagen.files import sha256_file, write_text
 from fiagen.manifests.manifest import MANIFEST_NAME, read_manifest
 from fiagen.manifests.pseudo import POOL, PseudoSpec, parse_pseudo
-from fiagen.manifests.suites import SuiteListing
+from fiagen.manifests.suites.listing import SuiteListing
 from fiagen.outputs import claim_output
+from fiagen.pipeline.cluster import as_finished
 from fiagen.progress import stage_progress
 from fiagen.train.breakdown import KINDS, batch_meta, fake_groups, ordered_groups
 
@@ -98,12 +98,10 @@ def _score(ds: torch.utils.data.Dataset, todo: list[int], rows: pd.DataFrame, id
 
     workers = 0 if concurrency <= 1 or len(todo) <= cfg.batch_size else min(concurrency, MAX_LOADER_WORKERS)
     loader = pair_loader(Subset(ds, todo), max(1, cfg.batch_size // 2), num_workers=workers)
-    in_flight: deque[tuple[ray.ObjectRef, list[int], list[str]]] = deque()
     done, start, last_flush = 0, time.perf_counter(), time.perf_counter()
 
-    def collect() -> None:
+    def collect(ref: ray.ObjectRef, indices: list[int], methods: list[str]) -> None:
         nonlocal done, last_flush
-        ref, indices, methods = in_flight.popleft()
         try:
             scores = ray.get(ref)
         except ray.exceptions.RayError as err:
@@ -124,16 +122,12 @@ def _score(ds: torch.utils.data.Dataset, todo: list[int], rows: pd.DataFrame, id
     try:
         with stage_progress(cfg.quiet) as bar:
             task = bar.add_task(label, total=len(todo), rate="")
-            for batch in loader:
-                crops = _crops(torch.cat([batch["real"], batch["fake"]]))
-                in_flight.append((scorer.score.remote(crops), batch["meta"]["index"].tolist(),
-                                  [fake_method(m) for m in batch_meta(batch["meta"])]))
-                while len(in_flight) > 2:
-                    collect()
-                    bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.1f} frames/s")
-            while in_flight:
-                collect()
-            bar.update(task, completed=done)
+            jobs = ((scorer.score.remote(_crops(torch.cat([batch["real"], batch["fake"]]))),
+                     (batch["meta"]["index"].tolist(), [fake_method(m) for m in batch_meta(batch["meta"])]))
+                    for batch in loader)
+            for ref, (indices, methods) in as_finished(jobs, 3, ordered=True):  # up to three batches in flight
+                collect(ref, indices, methods)
+                bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.1f} frames/s")
     finally:  # also when interrupted: every unit already scored is kept
         store.flush()
     return {"wall_s": time.perf_counter() - start, "frames_scored": done}
@@ -178,7 +172,7 @@ def evaluate_pseudo(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dic
     table = pseudo_table(frames, videos, level)
     stamp = {"level": level, "split": parsed.split, "recipe": parsed.ablation, "frames": n, "seed": cfg.seed,
              "shards": str(parsed.shards), "aggregation": AGGREGATION,
-             **{k: v for k, v in _stamp(cfg, info, level, "raw").items()
+             **{k: v for k, v in table_stamp(cfg, info, level, "raw").items()
                 if k not in ("level", "frames_per_video", "aggregation")}}
     write_table(table, stamp, folder / "table",
                 f"{spec}: {level}-level AUC of each group's pseudo-fakes against all {n} {parsed.split} reals")

@@ -22,9 +22,10 @@ import ray
 
 from fiagen.evaluate.perturb import PERTURBATIONS, Perturbation
 from fiagen.generate.crop import eval_crop
-from fiagen.manifests.suites import EvalItem
+from fiagen.manifests.suites.listing import EvalItem
+from fiagen.media import IMAGE_SUFFIXES, is_image, sample_indices
 from fiagen.pipeline.faces import Detection, FaceLandmarker, PassCounts
-from fiagen.pipeline.video import IMAGE_SUFFIXES, DecodeError, frame_count, is_image, read_frames, sample_indices
+from fiagen.pipeline.video import DecodeError, frame_count, read_frames
 
 NO_FACE_SCORE = 0.5
 AGGREGATION = "frame = max over faces; video = mean over frames; no face in any frame = 0.5"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fiagen.ablations import ABLATIONS
 from fiagen.errors import FiagenError
-from fiagen.generate.ablations import ABLATIONS
 from fiagen.generate.augment import AugmentRanges
 from fiagen.generate.crop import TRAIN_MARGINS
 from fiagen.generate.masks import MASK_TYPES

@@ -10,15 +10,10 @@ import torch
 
 from fiagen.generate.config import GenerateConfig, GenerateError
 from fiagen.generate.dataset import FIAUSADataset
+from fiagen.media import sample_indices
 
 LABEL_H = 18
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-
-def spread_indices(n_items: int, n: int) -> list[int]:
-    """n indices spread evenly over n_items (each item at most once)."""
-    n = min(n, n_items)
-    return sorted({int(i) for i in np.linspace(0, n_items - 1, n).round()})
 
 
 def _image(t: torch.Tensor) -> np.ndarray:
@@ -56,7 +51,7 @@ def preview_grid(shards: Path, out: Path, n: int = 16, split: str = "train", see
         raise GenerateError("preview needs n >= 1")
     ds = FIAUSADataset(shards, split=split, size=size, seed=seed, train=train, ablation=ablation, config=config)
     ds.set_epoch(epoch)
-    cells = [triplet(ds[i], tile) for i in spread_indices(len(ds), n)]
+    cells = [triplet(ds[i], tile) for i in sample_indices(len(ds), n).tolist()]
     blank = np.full_like(cells[0], 255)
     rows = []
     for start in range(0, len(cells), columns):

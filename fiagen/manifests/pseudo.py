@@ -1,5 +1,5 @@
 """`pseudo:OUT[:ABLATION][:SPLIT]` suites: the val (or test) frames of a precompute output and their
-FIA-USA pseudo-fakes of one recipe (an ablation of fiagen.generate.ablations.ABLATIONS, default full).
+FIA-USA pseudo-fakes of one recipe (an ablation of fiagen.ablations.ABLATIONS, default full).
 
 The frames are already aligned face crops, so the evaluation scores them directly (see
 fiagen.evaluate.pseudo): no decoding, no face detection. The listing holds one item per frame of the
@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fiagen.generate.ablations import ABLATIONS
+from fiagen.ablations import ABLATIONS
 from fiagen.manifests.roots import SourceError
-from fiagen.manifests.suites import EvalItem, SuiteListing
+from fiagen.manifests.suites.listing import EvalItem, SuiteListing
 
 PREFIX = "pseudo:"
 SPLITS = ("val", "test")

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from fiagen.manifests.roots import SourceError, dataset_root
-from fiagen.pipeline.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from fiagen.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 SPLITS = ("train", "val", "test")
 FFPP_VIDEO_DIR = "original_sequences/youtube/c23/videos"

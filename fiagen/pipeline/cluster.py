@@ -1,13 +1,15 @@
-"""Ray session handling shared by the stages: attach to a cluster, or start a local Ray."""
+"""Ray plumbing shared by the stages: attach to a cluster or start a local Ray; stream results with\nray.wait, a bounded number in flight."""
 
 from __future__ import annotations
 
 import logging
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator, TypeVar
 
 import ray
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -35,3 +37,21 @@ def ray_session(address: str | None, workers: int | None) -> Iterator[int]:
     finally:
         if started:
             ray.shutdown()
+
+
+def as_finished(jobs: Iterable[tuple[ray.ObjectRef, T]], limit: int, ordered: bool = False
+                ) -> Iterator[tuple[ray.ObjectRef, T]]:
+    """Submit `jobs` lazily (each a ref and what it stands for), at most `limit` in flight, and yield each
+    (ref, tag) as it finishes (ray.wait), or with `ordered` oldest first (the caller's ray.get waits)."""
+    pending: dict[ray.ObjectRef, T] = {}
+
+    def next_done() -> tuple[ray.ObjectRef, T]:
+        ref = next(iter(pending)) if ordered else ray.wait(list(pending), num_returns=1)[0][0]
+        return ref, pending.pop(ref)
+
+    for ref, tag in jobs:
+        pending[ref] = tag
+        if len(pending) >= limit:
+            yield next_done()
+    while pending:
+        yield next_done()

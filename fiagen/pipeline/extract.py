@@ -10,10 +10,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from fiagen.media import is_image, sample_indices
 from fiagen.pipeline.faces import Detection, FaceLandmarker, PassCounts, choose_face, expand_box
 from fiagen.pipeline.landmarks import landmarks81
 from fiagen.pipeline.shards import FrameRecord
-from fiagen.pipeline.video import DecodeError, frame_count, is_image, read_frames, sample_indices
+from fiagen.pipeline.video import DecodeError, frame_count, read_frames
 
 # Face-context crop around the detector box, in fractions of the box: left, top, right, bottom.
 CROP_MARGINS = (0.5, 1.0, 0.5, 0.4)

@@ -15,12 +15,13 @@ import ray
 from fiagen import __version__
 from fiagen.errors import FiagenError
 from fiagen.files import DiskFullError
-from fiagen.manifests.manifest import MANIFEST_NAME, RUN_NAME, write_manifest, write_run_report
+from fiagen.manifests.manifest import MANIFEST_NAME, RUN_NAME, write_run_report
 from fiagen.manifests.sources import SPLITS, SourceListing, resolve_source
 from fiagen.outputs import claim_output, hold_folder
 from fiagen.pipeline.cluster import ray_session
 from fiagen.pipeline.extract import TIMED_STEPS, VideoResult, extract_video
 from fiagen.pipeline.faces import PASSES, total_passes
+from fiagen.pipeline.index import write_manifest
 from fiagen.pipeline.plan import ShardPlan, is_done, plan_shards
 from fiagen.pipeline.reconstruct import ReconstructorSpec, parse_spec, resolve_spec
 from fiagen.pipeline.reconstruct.stage import ReconstructPool, pick_fit_videos, prepare_builtin

@@ -35,17 +35,13 @@ import h5py
 import numpy as np
 
 from fiagen import __version__
-from fiagen.errors import FiagenError
+from fiagen.errors import ShardError
 from fiagen.files import atomic_file, sha256_file, write_text
 
 SCHEMA_VERSION = 1
 IMAGE_KINDS = ("image", "ae", "sr")
 COMPRESSIONS = ("none", "gzip")
 GZIP_LEVEL = 1
-
-
-class ShardError(FiagenError):
-    """A shard that is missing, unreadable, of another schema, or not the file its checksum names."""
 
 
 @dataclass

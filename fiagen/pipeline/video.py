@@ -1,4 +1,4 @@
-"""Frame sampling and sequential decoding of videos and still images."""
+"""Sequential decoding of videos and still images (which frames to take: fiagen.media)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,11 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".webm", ".mkv"})
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+from fiagen.media import is_image
 
 
 class DecodeError(Exception):
     """A video or image that cannot be read as asked; the message is the recorded reason."""
-
-
-def sample_indices(n_frames: int, k: int) -> np.ndarray:
-    """`k` frame indices spread uniformly over `n_frames` (linspace, rounded, duplicates removed)."""
-    if n_frames <= 0 or k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.unique(np.round(np.linspace(0, n_frames - 1, k)).astype(np.int64))
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def open_video(path: Path) -> cv2.VideoCapture:

@@ -14,9 +14,9 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from fiagen.ablations import ABLATIONS
 from fiagen.errors import FiagenError, message_line
 from fiagen.files import write_text
-from fiagen.generate.ablations import ABLATIONS
 
 CONFIG_NAME = "config.yaml"
 RESOLVED_KEY = "resolved"  # what the settings resolve to (written, never read back)

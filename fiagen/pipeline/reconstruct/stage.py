@@ -20,6 +20,7 @@ import ray
 
 from fiagen.errors import first_line, last_line
 from fiagen.manifests.sources import SourceListing, VideoItem
+from fiagen.media import sample_indices
 from fiagen.pipeline.extract import VideoResult, extract_video
 from fiagen.pipeline.reconstruct.spec import ReconstructorError, ReconstructorSpec
 from fiagen.progress import stage_progress
@@ -28,10 +29,7 @@ FIT_FRAMES = 8
 
 
 def _spread(items: Sequence[VideoItem], n: int) -> list[VideoItem]:
-    if not items or n <= 0:
-        return []
-    picks = np.unique(np.round(np.linspace(0, len(items) - 1, min(n, len(items)))).astype(int))
-    return [items[i] for i in picks]
+    return [items[i] for i in sample_indices(len(items), n)]
 
 
 def pick_fit_videos(listing: SourceListing, n: int) -> tuple[list[VideoItem], list[VideoItem]]:

@@ -1,4 +1,5 @@
-"""The paper's Table 6a switches for the pseudo-fake recipe (names only; no heavy imports).
+"""The paper's Table 6a switches for the pseudo-fake recipe: names only, for every layer (fiagen.generate
+builds the recipes).
 
 full: FIA-USA, a superset of SBI (its random affine and elastic deformation of the blended-in side and
 mask apply to every recipe, METHOD.md §2.3b); no_mtms: hull mask only; no_sr / no_ae: MMR without that

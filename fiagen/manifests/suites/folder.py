@@ -1,0 +1,52 @@
+"""Your own test set: PATH/real/ and PATH/fake/, or a CSV path,label[,method]."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from fiagen.manifests.roots import SourceError
+from fiagen.manifests.suites.listing import REAL, EvalItem, SuiteListing, child_dir, media_units, unlisted_media
+from fiagen.media import VIDEO_SUFFIXES
+
+
+def _label(value: str) -> int | None:
+    v = value.strip().lower()
+    return {"0": 0, "1": 1, "real": 0, "fake": 1}.get(v)
+
+
+def folder(spec: str) -> SuiteListing:
+    """Your own test set: PATH/real/ and PATH/fake/ (fake/<method>/ names methods), or a CSV
+    `path,label[,method]` (label 0/1 or real/fake; relative paths from the CSV's folder; an optional
+    header row names its second column "label")."""
+    path = Path(spec).expanduser()
+    name = f"folder:{path}"
+    if path.is_file():
+        items, missing = [], []
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+        if rows and len(rows[0]) > 1 and rows[0][1].strip().lower() == "label":
+            rows = rows[1:]
+        for n, row in enumerate(rows, 1):
+            label = _label(row[1]) if len(row) > 1 else None
+            if label is None:
+                raise SourceError(f"folder: {path} row {n} is not path,label[,method] with label 0/1/real/fake: {row}")
+            file = Path(row[0].strip())
+            file = file if file.is_absolute() else path.parent / file
+            method = REAL if label == 0 else (row[2].strip() if len(row) > 2 and row[2].strip() else "fake")
+            item = EvalItem(Path(row[0].strip()).with_suffix("").as_posix(), file, label, method, "folder")
+            (items if file.exists() else missing).append(item)
+        folders = sorted({it.path.parent for it in items + missing})  # the CSV's own folders, not below
+        return SuiteListing(name, path.parent, items, missing,
+                            unlisted=unlisted_media(folders, items, missing, recursive=False))
+    real_dir, fake_dir = child_dir(path, REAL), child_dir(path, "fake")
+    if real_dir is None or fake_dir is None:
+        raise SourceError(f"folder: {path} needs real/ and fake/ subfolders (fake/<method>/ optional), "
+                          f"or pass a CSV path,label[,method] as folder:FILE.csv")
+    items = [EvalItem(f"real/{uid}", p, 0, REAL, "folder") for uid, p in media_units(real_dir, False)]
+    for uid, p in media_units(fake_dir, False):
+        parts = uid.split("/")
+        items.append(EvalItem(f"fake/{uid}", p, 1, parts[0] if len(parts) > 1 else "fake", "folder"))
+    if not items:
+        raise SourceError(f"folder: no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) or images under {path}")
+    return SuiteListing(name, path, items, unlisted=unlisted_media([path], items))

@@ -1,0 +1,66 @@
+"""Where a suite's dataset lies: --root itself or --root/<name>, else $FIAGEN_DATA[/<name>], and the
+one-line errors that say where it looked and where the index file comes from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from fiagen.manifests.roots import DATA_ENV, SourceError, dataset_root
+
+# Where each index file comes from, for the one-line error when a root lacks it.
+ORIGIN = {
+    "ff++": "the FaceForensics++ download (download-FaceForensics.py -d all -c c23 -t videos)",
+    "cdf": "the Celeb-DF release (https://github.com/yuezunli/celeb-deepfakeforensics), next to Celeb-real/",
+    "dfd": "the FaceForensics++ download (-d DeepFakeDetection_original and -d DeepFakeDetection, -c c23)",
+    "dfdc": "the DFDC public test set (labels.csv beside videos/), https://ai.meta.com/datasets/dfdc/",
+    "dfdcp": "the DFDC preview release, dataset.json at its root",
+    "df40": "the DF40 test data (https://github.com/YZY-stack/DF40), one folder per method",
+    "diff": "the DiFF images (https://github.com/xaCheng1996/DiFF): T2I/ I2I/ FS/ FE/ and real/",
+}
+
+
+def locate(root: str | os.PathLike | None, names: Sequence[str], marker: str, what: str, origin: str) -> Path:
+    """The folder holding `marker`: --root itself or --root/<name>; else $FIAGEN_DATA[/<name>]."""
+    if root is not None:
+        base = Path(root).expanduser()
+        for candidate in [base] + [base / n for n in names]:
+            if (candidate / marker).exists():
+                return candidate
+        raise SourceError(f"{what}: {base} has no {marker} (it comes with {origin}); pass the dataset's folder, "
+                          f"or a folder holding {names[0]}/, as --root")
+    try:
+        return dataset_root(None, names, marker, what)
+    except SourceError as err:
+        raise SourceError(f"{err} ({marker} comes with {origin})") from None
+
+
+def search_roots(root: str | os.PathLike | None) -> list[Path]:
+    """Folders where a suite looks for the other datasets it needs (DF40's reals): --root, its parent, $FIAGEN_DATA."""
+    out = []
+    if root is not None:
+        base = Path(root).expanduser()
+        out += [base, base.parent]
+    if os.environ.get(DATA_ENV):
+        out.append(Path(os.environ[DATA_ENV]).expanduser())
+    return out
+
+
+def no_layout(suite: str, root: str | os.PathLike | None, folder: str, lacks: str, what: str) -> SourceError:
+    """The one-line error of a suite found by its folder layout: where it looked (--root, else
+    $FIAGEN_DATA/<folder>) and `lacks` `what`; or, with neither set, that one must be."""
+    env = os.environ.get(DATA_ENV)
+    if root is None and not env:
+        return SourceError(f"{suite}: pass --root DIR (the {folder} folder) or set {DATA_ENV} to a folder holding "
+                           f"{folder}/ with {what}")
+    where = str(root) if root is not None else f"{Path(env).expanduser() / folder} (from ${DATA_ENV})"
+    return SourceError(f"{suite}: {where} {lacks} {what}; pass the {folder} folder as --root")
+
+
+def find_dataset(bases: Iterable[Path], names: Sequence[str], marker: str) -> Path | None:
+    for base in bases:
+        for candidate in [base] + [base / n for n in names]:
+            if (candidate / marker).exists():
+                return candidate
+    return None
