@@ -125,9 +125,12 @@ def fetch(init: Init) -> None:
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a .safetensors file or a torch file (loaded with weights_only=True).
 
-    Accepts a bare state dict or one under "state_dict"/"model"/"state_dict_ema"; a "module." prefix
-    (DDP) is dropped.
+    Accepts a bare state dict or one under "state_dict"/"model"/"state_dict_ema" (in that order; timm's
+    own load_state_dict prefers the EMA weights); timm's clean_state_dict drops the DDP ("module.") and
+    torch.compile ("_orig_mod.") prefixes.
     """
+    from timm.models import clean_state_dict
+
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"pretrained weights file not found: {p}")
@@ -146,7 +149,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{p} does not hold a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    return clean_state_dict(state)
 
 
 def load_by_name(net: nn.Module, path: str | Path) -> int:
