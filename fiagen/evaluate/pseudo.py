@@ -141,6 +141,24 @@ def _fingerprint(parsed: PseudoSpec, recipe: Any, cfg: EvalConfig, info: dict[st
             "size": size, "checkpoint_sha256": info["sha256"]}
 
 
+def _claimed_store(folder: Path, fingerprint: dict[str, Any], overwrite: bool) -> ScoreStore:
+    """The score store of `folder`, claimed for these settings (the scores on disk are resumed)."""
+    claim_output(folder, fingerprint, overwrite, (FRAMES_NAME, VIDEOS_NAME),
+                 lambda changed: EvalMismatch(f"{folder} holds scores made with other settings ({', '.join(changed)} "
+                                              f"differ); use another --out or pass --overwrite to score again"))
+    return ScoreStore(folder)
+
+
+def _roc(videos: pd.DataFrame, table: pd.DataFrame, path: Path, title: str) -> None:
+    """ROC curves of each mask type's and reconstruction's pseudo-fakes against every real, and of all."""
+    reals = videos[videos["label"] == 0]
+    fakes = videos[videos["label"] == 1]
+    groups = memberships(fakes["method"])
+    curves = {name: pd.concat([reals, fakes[groups.map(lambda gs, name=name: name in gs)]])
+              for name in table["method"] if name.split(":", 1)[0] in ("mask", "recon")}
+    roc_plot({**curves, "all": videos}, path, title)
+
+
 def evaluate_pseudo(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dict[str, Any], scorer: Any,
                     concurrency: int, out: Path) -> SuiteResult:
     """Score a pseudo suite with the scoring actor; write its score files, table, ROC and report under
@@ -157,10 +175,7 @@ def evaluate_pseudo(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dic
     n = len(ids) if cfg.limit is None else min(len(ids), cfg.limit)
     level = listing.level if cfg.level == "auto" else cfg.level
     folder = out / parsed.dirname
-    claim_output(folder, _fingerprint(parsed, ds.recipe, cfg, info, size), cfg.overwrite, (FRAMES_NAME, VIDEOS_NAME),
-                 lambda changed: EvalMismatch(f"{folder} holds scores made with other settings ({', '.join(changed)} "
-                                              f"differ); use another --out or pass --overwrite to score again"))
-    store = ScoreStore(folder)
+    store = _claimed_store(folder, _fingerprint(parsed, ds.recipe, cfg, info, size), cfg.overwrite)
     finished = store.done()
     todo = [i for i in range(n) if f"fake/{ids[i]}" not in finished]
     timing = _score(ds, todo, rows, ids, cfg, scorer, concurrency, store, parsed.dirname)
@@ -176,13 +191,9 @@ def evaluate_pseudo(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dic
                 if k not in ("level", "frames_per_video", "aggregation")}}
     write_table(table, stamp, folder / "table",
                 f"{spec}: {level}-level AUC of each group's pseudo-fakes against all {n} {parsed.split} reals")
-    reals = videos[videos["label"] == 0]
-    fakes = videos[videos["label"] == 1]
-    groups = memberships(fakes["method"])
-    curves = {name: pd.concat([reals, fakes[groups.map(lambda gs, name=name: name in gs)]])
-              for name in table["method"] if name.split(":", 1)[0] in ("mask", "recon")}
-    roc_plot({**curves, "all": videos}, folder / "roc.png", f"{parsed.dirname}: ROC per mask type / reconstruction")
-    counts = {"real": len(reals), **dict(zip(table["method"][:-1], table["n_fake"][:-1].astype(int).tolist()))}
+    _roc(videos, table, folder / "roc.png", f"{parsed.dirname}: ROC per mask type / reconstruction")
+    counts = {"real": int((videos["label"] == 0).sum()),
+              **dict(zip(table["method"][:-1], table["n_fake"][:-1].astype(int).tolist()))}
     report = {
         "fiagen_version": __version__,
         "suite": spec,

@@ -154,22 +154,24 @@ def make_pair(frame: Frame, recipe: Recipe, rngs: dict[str, np.random.Generator]
             real, fake = augment.photometric(real, fake, support)
 
     with timed("resize"):
-        size = recipe.size
-        real, fake, mask = resize_to(real, size), resize_to(fake, size), resize_to(mask, size)
-        if augment is not None:
-            if augment.flip:
-                real, fake, mask = cv2.flip(real, 1), cv2.flip(fake, 1), cv2.flip(mask, 1)
-            cut = augment.cutout_box(size)
-            if cut is not None:
-                cx0, cy0, cx1, cy1 = cut
-                real[cy0:cy1, cx0:cx1] = 0
-                fake[cy0:cy1, cx0:cx1] = 0
-                mask[cy0:cy1, cx0:cx1] = 0.0
+        real, fake, mask = _resized(real, fake, mask, recipe.size, augment)
 
-    meta = {
-        "mask_type": mask_type,
-        "recon": recon,
-        "blend_ratio": ratio,
-        "t_side": ("source" if t_source else "target") if recipe.transform else "none",
-    }
+    meta = {"mask_type": mask_type, "recon": recon, "blend_ratio": ratio,
+            "t_side": ("source" if t_source else "target") if recipe.transform else "none"}
     return Pair(real, fake, mask, augment, meta)
+
+
+def _resized(real: np.ndarray, fake: np.ndarray, mask: np.ndarray, size: int,
+             augment: PairAugment | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three resized to `size`, then flipped and cut out together as `augment` drew."""
+    real, fake, mask = resize_to(real, size), resize_to(fake, size), resize_to(mask, size)
+    if augment is not None:
+        if augment.flip:
+            real, fake, mask = cv2.flip(real, 1), cv2.flip(fake, 1), cv2.flip(mask, 1)
+        cut = augment.cutout_box(size)
+        if cut is not None:
+            cx0, cy0, cx1, cy1 = cut
+            real[cy0:cy1, cx0:cx1] = 0
+            fake[cy0:cy1, cx0:cx1] = 0
+            mask[cy0:cy1, cx0:cx1] = 0.0
+    return real, fake, mask
