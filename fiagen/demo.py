@@ -27,10 +27,10 @@ class DemoConfig:
     out: str = "demo"
     backbone: str = "tf_efficientnet_lite0"
     pretrained: str = "auto"
-    size: int = 128
+    size: int = 96
     epochs: int = 8
-    batch_size: int = 12
-    lr: float = 0.01
+    batch_size: int = 8
+    lr: float = 0.02
     fit_steps: int = 150
     workers: int | None = None
     seed: int = 0
