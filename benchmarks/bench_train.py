@@ -28,8 +28,10 @@ from pytorch_optimizer import SAM
 
 from fiagen.train.affs import affs_widths, select_channels
 from fiagen.train.config import TrainConfig
-from fiagen.train.loop import Context, make_train_loader, resolve_device, sam_step
+from fiagen.train.context import Context, resolve_device
+from fiagen.train.data import make_train_loader
 from fiagen.train.model import TrainNet, build_detector, default_fpn_channels
+from fiagen.train.step import sam_step
 
 
 def small_shards(data: Path, into: Path) -> Path:

@@ -27,7 +27,9 @@ from fiagen.manifests.pseudo import parse_pseudo
 from fiagen.train.breakdown import breakdown, fake_groups, last_breakdown, recipe_groups
 from fiagen.train.checkpoint import load_detector
 from fiagen.train.config import TrainConfig
-from fiagen.train.loop import Context, run_training, validate
+from fiagen.train.context import Context
+from fiagen.train.loop import run_training
+from fiagen.train.validate import validate
 
 
 def _meta(mask: str, recon: str, ratio: float = 1.0, side: str = "target") -> dict:

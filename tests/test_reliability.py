@@ -31,7 +31,8 @@ from fiagen.manifests.suites import resolve_suite
 from fiagen.outputs import LOCK_NAME, FolderInUse, hold_folder
 from fiagen.train.checkpoint import CheckpointDamaged, CheckpointError, read_checkpoint, save_checkpoint
 from fiagen.train.config import TrainConfig
-from fiagen.train.loop import Context, TrainResult, run_training
+from fiagen.train.context import Context
+from fiagen.train.loop import TrainResult, run_training
 from fiagen.train.model import build_detector
 from test_train_run import ColourPatchPairs
 

@@ -13,11 +13,14 @@ from click.testing import CliRunner
 from torch.utils.data import Dataset
 
 from fiagen.cli import cli
+from fiagen.generate.loader import EpochSampler
 from fiagen.train.affs import affs_widths, channel_errors, select_channels
 from fiagen.train.checkpoint import CheckpointError, load_detector, read_checkpoint, save_checkpoint, train_net_from
 from fiagen.train.config import ConfigError, TrainConfig, resolve_config
+from fiagen.train.context import Context
+from fiagen.train.data import make_train_loader
 from fiagen.train.losses import detector_loss, rcr_losses, region_masks
-from fiagen.train.loop import Context, EpochSampler, _lr_factor, make_train_loader
+from fiagen.train.loop import _lr_factor
 from fiagen.train.model import ModelError, TrainNet, build_detector
 
 TAU = 0.7

@@ -6,15 +6,16 @@ waiters that do not exist in the child, and the worker then hangs in `cv2.setNum
 
 Starting a worker costs seconds when the main module imports much (each worker re-imports it), so a
 training run keeps its workers for the whole run (`persistent_workers=True`) and tells them the epoch
-with every index: `AtEpoch(ds)` takes (epoch, index) keys, which `fiagen.train.loop.EpochSampler` yields.
+with every index: `AtEpoch(ds)` takes (epoch, index) keys, which `EpochSampler` yields.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
-from typing import Any
+from typing import Any, Iterator
 
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from fiagen.generate.dataset import worker_init
 
@@ -33,6 +34,22 @@ class AtEpoch(Dataset):
         epoch, index = key
         self.ds.set_epoch(epoch)
         return self.ds[index]
+
+
+class EpochSampler(DistributedSampler):
+    """DistributedSampler (order from seed + epoch via set_epoch) that yields (epoch, index) keys for an
+    `AtEpoch` dataset and can start `skip` samples into an epoch."""
+
+    def __init__(self, dataset: Dataset, world: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        self.skip = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        epoch = self.epoch
+        return ((epoch, i) for i in itertools.islice(super().__iter__(), self.skip, None))
+
+    def __len__(self) -> int:
+        return super().__len__() - self.skip
 
 
 def pair_loader(ds: Dataset, batch_size: int | None, *, num_workers: int = 0, sampler: Sampler | None = None,

@@ -15,7 +15,8 @@ from typing import Any
 from fiagen.errors import message_line
 from fiagen.train.checkpoint import read_checkpoint
 from fiagen.train.config import TrainConfig
-from fiagen.train.loop import Context, TrainingError, TrainResult, run_training
+from fiagen.train.context import Context, TrainingError
+from fiagen.train.loop import TrainResult, run_training
 
 
 def _worker(config: dict[str, Any]) -> None:

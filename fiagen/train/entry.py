@@ -9,7 +9,8 @@ from __future__ import annotations
 from fiagen.outputs import hold_folder
 from fiagen.train.breakdown import last_breakdown
 from fiagen.train.config import TrainConfig, check_run_folder
-from fiagen.train.loop import Context, TrainResult, resolve_device, run_training
+from fiagen.train.context import Context, resolve_device
+from fiagen.train.loop import TrainResult, run_training
 from fiagen.train.pretrained import fetch, resolve_init
 
 
