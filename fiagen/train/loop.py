@@ -28,7 +28,7 @@ from fiagen.train.checkpoint import full_disk_advice, read_resume_checkpoint, sa
 from fiagen.train.config import CONFIG_NAME, TrainConfig, check_run_folder, write_config
 from fiagen.train.context import Context, TrainingError
 from fiagen.train.data import make_train_loader, run_datasets, train_data_text, val_loader
-from fiagen.train.metrics import RunLog
+from fiagen.train.runlog import RunLog
 from fiagen.train.model import TrainNet
 from fiagen.train.start import new_train_net
 from fiagen.train.step import sam_step

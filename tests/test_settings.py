@@ -1,0 +1,53 @@
+"""Stage settings from one mechanism (fiagen.settings): each stage's printed config (--dry-run) is a
+--config file that resolves to the same config, and command-line options override the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fiagen.cli import cli
+from fiagen.pipeline.config import PrecomputeConfig
+from fiagen.settings import ConfigError, coerce
+
+# Per stage: options that differ from the defaults in every kind of field (text, number, comma list, switch).
+STAGES = {
+    "precompute": ["--src", "folder:TMP/videos", "--out", "TMP/out", "--splits", "val,test", "--frames", "4",
+                   "--limit", "2", "--compression", "gzip", "--quiet"],
+    "train": ["--shards", "TMP/out", "--epochs", "3", "--lambdas", "1,2,0.5", "--no-affs", "--loader-workers", "0"],
+    "evaluate": ["--suite", "folder:TMP/set", "--ckpt", "TMP/run/best.pt", "--perturb", "blur,jpeg", "--levels", "1,3",
+                 "--face", "whole", "--min-face-score", "0.25", "--quiet"],
+    "bench": ["--suite", "ff++,dfd", "--suite", "pseudo:TMP/out:sbi", "--level", "frame", "--limit", "5"],
+}
+
+
+def dry_run(args: list[str]) -> str:
+    result = CliRunner().invoke(cli, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_the_printed_config_round_trips_through_config(stage: str, tmp_path: Path) -> None:
+    printed = dry_run([stage, *(a.replace("TMP", str(tmp_path)) for a in STAGES[stage])])
+    (tmp_path / "c.yaml").write_text(printed)
+    assert dry_run([stage, "--config", str(tmp_path / "c.yaml")]) == printed
+
+
+def test_command_line_options_override_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("frames: 4\nsplits: [val]\n")
+    printed = dry_run(["precompute", "--config", str(tmp_path / "c.yaml"), "--frames", "8"])
+    assert "frames: 8\n" in printed and "splits: [val]\n" in printed
+
+
+def test_config_values_are_typed_and_checked(tmp_path: Path) -> None:
+    assert coerce(PrecomputeConfig, "splits", "val, test") == ("val", "test")
+    assert coerce(PrecomputeConfig, "splits", ["train"]) == ("train",)
+    assert coerce(PrecomputeConfig, "limit", None) is None and coerce(PrecomputeConfig, "frames", "4") == 4
+    with pytest.raises(ConfigError, match="frames: expected int"):
+        coerce(PrecomputeConfig, "frames", 2.5)
+    (tmp_path / "bad.yaml").write_text("frame: 4\n")
+    result = CliRunner().invoke(cli, ["precompute", "--config", str(tmp_path / "bad.yaml"), "--dry-run"])
+    assert "unknown key 'frame' (see fiagen precompute --help)" in str(result.exception)
