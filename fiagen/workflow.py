@@ -22,6 +22,7 @@ from typing import Any, Callable
 import yaml
 
 from fiagen.errors import FiagenError, message_line
+from fiagen.settings import coerce
 
 STAGES = ("precompute", "train", "bench")
 
@@ -66,7 +67,7 @@ def _settings(cls: type, section: Any, stage: str, **fixed: Any) -> Any:
     if unknown:
         raise PipelineError(f"pipeline stage '{stage}': unknown option(s) {', '.join(unknown)} "
                             f"(see fiagen {stage} --help)")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    values = {k: coerce(cls, k, v) for k, v in values.items()}  # as a --config file's values
     values.update({k: v for k, v in fixed.items() if v is not None})
     return cls(**values)
 
@@ -106,7 +107,8 @@ def _train(section: dict[str, Any], address: str | None, shards: str | None) -> 
 
 
 def _bench(section: dict[str, Any], address: str | None, run: str | None) -> StageOutcome:
-    from fiagen.evaluate.runner import EvalConfig, bench
+    from fiagen.evaluate.config import EvalConfig
+    from fiagen.evaluate.runner import bench
     from fiagen.manifests.suites import parse_suites
 
     values = {str(k).replace("-", "_"): v for k, v in section.items()}
