@@ -13,12 +13,13 @@ from typing import Iterator
 import click
 
 from fiagen import __version__
-from fiagen.ablations import ABLATIONS
 from fiagen.errors import FiagenError
 from fiagen.evaluate.config import EvalConfig
 from fiagen.files import disk_full, is_disk_full
+from fiagen.generate.options import ExportConfig, PreviewConfig
+from fiagen.manifests.suites import SUITE_HELP
 from fiagen.pipeline.config import PrecomputeConfig
-from fiagen.settings import click_options, given, merged, output_folder, plain, to_yaml
+from fiagen.settings import click_options, given, merged, output_folder, printed, stage_command
 from fiagen.train.config import TrainConfig
 
 
@@ -41,10 +42,8 @@ def cli() -> None:
     """
 
 
-@cli.command()
-@click_options(PrecomputeConfig)
-@click.pass_context
-def precompute(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: object) -> None:
+@stage_command(cli, PrecomputeConfig)
+def precompute(cfg: PrecomputeConfig) -> None:
     """Sample frames of real videos, find the face and its landmarks, store face crops in HDF5 shards.
 
     Writes OUT/shards/<split>/*.h5, OUT/manifest.parquet (one row per frame) and OUT/run.json (config,
@@ -52,10 +51,6 @@ def precompute(ctx: click.Context, config_file: str | None, dry_run: bool, **opt
     that are missing or do not match their checksum. Each frame's AE and SR reconstructions are stored
     beside it (same size, lossless); builtin models are fit first and saved in OUT/models.
     """
-    cfg = PrecomputeConfig(**merged(PrecomputeConfig, given(ctx, opts), config_file, "precompute"))
-    if dry_run:
-        click.echo(to_yaml(plain(cfg)), nl=False)
-        return
     from fiagen.pipeline.precompute import precompute as run
 
     result = run(cfg)
@@ -118,13 +113,7 @@ def train(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: ob
 
 
 @cli.command()
-@click.option("--suite", default=None,
-              help="ff++, cdf_v1, cdf_v2, dfd, dfdc, dfdcp, df40, diff, deepfakebench:FILE.json, folder:PATH "
-                   "(PATH/real/ + PATH/fake/[<method>/], or a CSV path,label[,method]), or "
-                   "pseudo:OUT[:ABLATION][:SPLIT]: precompute output OUT's val (default) or test frames and their "
-                   "FIA-USA pseudo-fakes of ABLATION (" + ", ".join(ABLATIONS) + "; default full), scored as "
-                   "aligned crops, one table row per mask type / reconstruction / blend ratio / T side "
-                   "(e.g. pseudo:out:sbi:test). Required unless the --config file names `suites`.")
+@click.option("--suite", default=None, help=SUITE_HELP + " Required unless the --config file names `suites`.")
 @click_options(EvalConfig)
 @click.pass_context
 def evaluate(ctx: click.Context, suite: str | None, config_file: str | None, dry_run: bool, **opts: object) -> None:
@@ -140,8 +129,7 @@ def evaluate(ctx: click.Context, suite: str | None, config_file: str | None, dry
             raise click.UsageError("Missing option '--suite'.", ctx)
         values["suites"] = (suite,)
     cfg = EvalConfig(**{**values, "suites": values["suites"][:1], "skip_missing_suites": False})
-    if dry_run:
-        click.echo(to_yaml(plain(cfg)), nl=False)
+    if printed(cfg, dry_run):
         return
     inputs = find_inputs(cfg.suites, cfg.root, cfg.ckpt)  # argument errors before torch and Ray load
     from fiagen.evaluate.runner import evaluate as run, render
@@ -171,8 +159,7 @@ def bench(ctx: click.Context, suites: tuple[str, ...], config_file: str | None, 
         skip = any(s.strip() == "all" for v in suites for s in v.split(","))
         values.update(suites=tuple(parse_suites(suites)), skip_missing_suites=skip)
     cfg = EvalConfig(**values)
-    if dry_run:
-        click.echo(to_yaml(plain(cfg)), nl=False)
+    if printed(cfg, dry_run):
         return
     inputs = find_inputs(cfg.suites, cfg.root, cfg.ckpt, cfg.skip_missing_suites)  # errors before torch and Ray
     from fiagen.evaluate.runner import bench as run, render_bench
@@ -209,58 +196,29 @@ def _warnings_as_lines() -> Iterator[None]:
         yield
 
 
-@cli.command()
-@click.option("--shards", required=True, type=click.Path(file_okay=False), help="A precompute output folder.")
-@click.option("-n", "--n", "n", default=16, type=click.IntRange(1), help="Pairs in the grid (spread over the split).")
-@click.option("--out", default="grid.png", type=click.Path(dir_okay=False), help="The PNG to write.")
-@click.option("--split", default="train", help="Split whose frames are shown.")
-@click.option("--seed", default=0, type=click.IntRange(0), help="Seed of the draws (pair = f(seed, index, epoch)).")
-@click.option("--epoch", default=0, type=click.IntRange(0), help="Epoch of the draws.")
-@click.option("--size", default=380, type=click.IntRange(16), help="Side of the generated pairs (px).")
-@click.option("--tile", default=192, type=click.IntRange(32), help="Side of each image in the grid (px).")
-@click.option("--columns", default=4, type=click.IntRange(1), help="Pairs per grid row.")
-@click.option("--ablation", default="full", type=click.Choice(ABLATIONS), help="Pseudo-fake recipe (Table 6a).")
-@click.option("--affine/--no-affine", default=True,
-              help="SBI's spatial step (random affine of the blended-in side and mask, elastic deformation of "
-                   "every mask type); on in every recipe (METHOD.md §2.3b).")
-@click.option("--eval", "evaluation", is_flag=True,
-              help="Validation draws: 12.5% crop, no flip/cut-out/noise/jitter (default: training draws).")
-def preview(shards: str, out: str, evaluation: bool, affine: bool, **opts: object) -> None:
+@stage_command(cli, PreviewConfig)
+def preview(cfg: PreviewConfig) -> None:
     """Write a labelled grid of FIA-USA pairs, real | fake | mask, with what was drawn for each."""
     from fiagen.generate.config import GenerateConfig
     from fiagen.generate.preview import preview_grid
 
     with _warnings_as_lines():
-        path = preview_grid(Path(shards), Path(out), train=not evaluation, config=GenerateConfig(affine=affine), **opts)
+        path = preview_grid(Path(cfg.shards), Path(cfg.out), n=cfg.n, split=cfg.split, seed=cfg.seed, epoch=cfg.epoch,
+                            size=cfg.size, tile=cfg.tile, columns=cfg.columns, train=not cfg.eval,
+                            ablation=cfg.ablation, config=GenerateConfig(affine=cfg.affine))
     click.echo(f"wrote {path}")
 
 
-@cli.command()
-@click.option("--shards", required=True, type=click.Path(file_okay=False), help="A precompute output folder.")
-@click.option("--export", "dest", required=True, callback=output_folder, help="Folder to write the pairs to.")
-@click.option("-n", "--n", "n", default=1000, type=click.IntRange(1),
-              help="Pairs to write; item i is split row i mod rows at epoch i div rows, so N may exceed the split.")
-@click.option("--format", "fmt", default="png", type=click.Choice(["png", "deepfakebench"]),
-              help="png: <split>/{real,fake,mask}/<video>/...; deepfakebench: FIA-USA/{real,fake}/frames/..., "
-                   "FIA-USA/fake/masks/... and FIA-USA.json (labels FIA-USA-real/-fake). Both write pairs.csv.")
-@click.option("--split", default="train", help="Split whose frames are used.")
-@click.option("--seed", default=0, type=click.IntRange(0), help="Seed of the draws (pair = f(seed, index, epoch)).")
-@click.option("--size", default=380, type=click.IntRange(16), help="Side of the written images (px).")
-@click.option("--ablation", default="full", type=click.Choice(ABLATIONS), help="Pseudo-fake recipe (Table 6a).")
-@click.option("--affine/--no-affine", default=True,
-              help="SBI's spatial step (random affine of the blended-in side and mask, elastic deformation of "
-                   "every mask type); on in every recipe (METHOD.md §2.3b).")
-@click.option("--augment", is_flag=True,
-              help="Also apply the shared post-blend augmentations (jitter, JPEG, flip, cut-out, noise).")
-@click.option("--workers", default=0, type=click.IntRange(0), help="DataLoader worker processes (0: in this process).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate(shards: str, dest: str, affine: bool, **opts: object) -> None:
+@stage_command(cli, ExportConfig)
+def generate(cfg: ExportConfig) -> None:
     """Materialise FIA-USA pseudo-fakes with their masks as PNGs (and a DeepfakeBench dataset JSON)."""
     from fiagen.generate.config import GenerateConfig
     from fiagen.generate.export import export_pairs
 
     with _warnings_as_lines():
-        report = export_pairs(Path(shards), Path(dest), config=GenerateConfig(affine=affine), **opts)
+        report = export_pairs(Path(cfg.shards), Path(cfg.export), n=cfg.n, fmt=cfg.format, split=cfg.split,
+                              seed=cfg.seed, size=cfg.size, ablation=cfg.ablation, augment=cfg.augment,
+                              workers=cfg.loader_workers, quiet=cfg.quiet, config=GenerateConfig(affine=cfg.affine))
     extra = f", {report.dataset_json}" if report.dataset_json else ""
     counts = report.pairs["recon"].value_counts().to_dict()
     click.echo(f"wrote {len(report.pairs)} pairs to {report.dest} (pairs.csv{extra}); reconstructions used: {counts}")

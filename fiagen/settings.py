@@ -19,6 +19,9 @@ import yaml
 from fiagen.errors import FiagenError, message_line
 
 
+ALIAS = "__alias"  # the parameter name of an old option spelling: <field>__alias
+
+
 class ConfigError(FiagenError):
     """A config file or option value that cannot be used; the message names the key."""
 
@@ -28,7 +31,9 @@ def setting(default: Any, help: str, **option: Any) -> Any:
     `min`/`max` (number bounds), `choices` (of a text, or of each item of a comma list), `parse` (text
     -> value, raising FiagenError: for the option and for YAML), `folder`/`file` (a path that must not
     be a file / a folder), `output` (an output folder: one error line when it is a file), `flag` (an
-    on-switch without a --no- form), `option=False` (a YAML key only: the command sets it its own way)."""
+    on-switch without a --no- form), `short` (e.g. "-n"), `required` (on the command line or in the
+    file), `alias` (an old spelling, hidden, kept for one release with a deprecation line),
+    `option=False` (a YAML key only: the command sets it its own way)."""
     return dataclasses.field(default=default, metadata={"help": help, **option})
 
 
@@ -129,8 +134,10 @@ def plain(cfg: Any) -> dict[str, Any]:
 
 
 def to_yaml(values: Mapping[str, Any]) -> str:
-    """Settings as the YAML text `--dry-run` prints and `--config` reads."""
-    return yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=None)
+    """Settings as the YAML text `--dry-run` prints and `--config` reads: one line per key, lists and
+    nested mappings inline."""
+    return "".join(yaml.safe_dump({k: v}, sort_keys=False, default_flow_style=None if isinstance(v, (list, dict))
+                                  else False) for k, v in values.items())
 
 
 def _option(f: dataclasses.Field, hint: Any) -> Callable:
@@ -138,10 +145,12 @@ def _option(f: dataclasses.Field, hint: Any) -> Callable:
     import click
 
     meta, flag, default = f.metadata, "--" + f.name.replace("_", "-"), f.default
-    kwargs: dict[str, Any] = {"default": default, "help": meta["help"]}
+    names = [*([meta["short"]] if "short" in meta else []), flag, f.name]
+    required = " Required (here or in the --config file)." if meta.get("required") else ""
+    kwargs: dict[str, Any] = {"default": default, "help": meta["help"] + required}
     kind = _scalar(hint)
     if meta.get("flag"):
-        return click.option(flag, f.name, is_flag=True, **kwargs)
+        return click.option(*names, is_flag=True, **kwargs)
     if kind is bool and typing.get_origin(hint) is not tuple:
         return click.option(f"{flag}/--no-{flag[2:]}", f.name, **kwargs)
     if typing.get_origin(hint) is tuple:
@@ -150,7 +159,7 @@ def _option(f: dataclasses.Field, hint: Any) -> Callable:
             kwargs["callback"] = _comma_choices(meta["choices"])
         elif "parse" in meta:
             kwargs["callback"] = _parsed(meta["parse"])
-        return click.option(flag, f.name, **kwargs)
+        return click.option(*names, **kwargs)
     if "choices" in meta:
         kwargs["type"] = click.Choice(meta["choices"])
     elif "min" in meta:
@@ -161,7 +170,7 @@ def _option(f: dataclasses.Field, hint: Any) -> Callable:
         kwargs["type"] = kind
     if meta.get("output"):
         kwargs["callback"] = output_folder
-    return click.option(flag, f.name, **kwargs)
+    return click.option(*names, **kwargs)
 
 
 def _comma_choices(choices: tuple[str, ...]) -> Callable:
@@ -204,6 +213,9 @@ def click_options(cls: type) -> Callable[[Callable], Callable]:
         for f in reversed(dataclasses.fields(cls)):
             if f.metadata.get("option", True):
                 func = _option(f, hints[f.name])(func)
+            if "alias" in f.metadata:
+                func = click.option(f.metadata["alias"], f.name + ALIAS, hidden=True, default=None,
+                                    type=_scalar(hints[f.name]))(func)
         func = click.option("--dry-run", is_flag=True, help="Print the resolved config (YAML) and exit.")(func)
         return click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False, exists=True),
                             help="YAML file of options (keys as below, dashes or underscores); command-line "
@@ -213,7 +225,59 @@ def click_options(cls: type) -> Callable[[Callable], Callable]:
 
 
 def given(ctx: Any, opts: Mapping[str, Any]) -> dict[str, Any]:
-    """The options the user gave on the command line (not left at their defaults)."""
+    """The options the user gave on the command line (not left at their defaults); an old spelling
+    (`alias`) counts as its new one, with a deprecation line."""
+    import click
     from click.core import ParameterSource
 
-    return {k: v for k, v in opts.items() if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+    out = {}
+    for key, value in opts.items():
+        if ctx.get_parameter_source(key) is ParameterSource.DEFAULT:
+            continue
+        if key.endswith(ALIAS):
+            key = key[:-len(ALIAS)]
+            click.echo(f"fiagen: warning: --{_flag(ctx, key + ALIAS)} is deprecated and goes in the next release; "
+                       f"use --{key.replace('_', '-')}", err=True)
+        out[key] = value
+    return out
+
+
+def _flag(ctx: Any, dest: str) -> str:
+    return next(p.opts[0] for p in ctx.command.params if p.name == dest).lstrip("-")
+
+
+def resolve(cls: type, ctx: Any, opts: Mapping[str, Any], config_file: str | None, **fixed: Any) -> Any:
+    """A command's config: defaults < the --config file < the options given (< `fixed`); a `required`
+    field set by neither is click's one-line usage error."""
+    import click
+
+    values = {**merged(cls, given(ctx, opts), config_file, ctx.info_name), **fixed}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("required") and values.get(f.name) is None:
+            raise click.UsageError(f"Missing option '--{f.name.replace('_', '-')}'.", ctx)
+    return cls(**values)
+
+
+def printed(cfg: Any, dry_run: bool) -> bool:
+    """With --dry-run, print the resolved config (YAML, itself a valid --config file) and say so."""
+    import click
+
+    if dry_run:
+        click.echo(to_yaml(plain(cfg)), nl=False)
+    return dry_run
+
+
+def stage_command(group: Any, cls: type) -> Callable[[Callable], Any]:
+    """A command of `group` whose settings are the dataclass `cls` (its options, --config, --dry-run); the
+    decorated function gets the resolved config."""
+    import click
+
+    def decorate(fn: Callable) -> Any:
+        def command(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: Any) -> None:
+            cfg = resolve(cls, ctx, opts, config_file)
+            if not printed(cfg, dry_run):
+                fn(cfg)
+
+        return group.command(fn.__name__, help=fn.__doc__)(click.pass_context(click_options(cls)(command)))
+
+    return decorate

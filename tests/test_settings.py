@@ -20,6 +20,8 @@ STAGES = {
     "evaluate": ["--suite", "folder:TMP/set", "--ckpt", "TMP/run/best.pt", "--perturb", "blur,jpeg", "--levels", "1,3",
                  "--face", "whole", "--min-face-score", "0.25", "--quiet"],
     "bench": ["--suite", "ff++,dfd", "--suite", "pseudo:TMP/out:sbi", "--level", "frame", "--limit", "5"],
+    "preview": ["--shards", "TMP/out", "-n", "4", "--ablation", "sbi", "--no-affine", "--eval"],
+    "generate": ["--shards", "TMP/out", "--export", "TMP/pairs", "--format", "deepfakebench", "--loader-workers", "2"],
 }
 
 
@@ -51,3 +53,16 @@ def test_config_values_are_typed_and_checked(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("frame: 4\n")
     result = CliRunner().invoke(cli, ["precompute", "--config", str(tmp_path / "bad.yaml"), "--dry-run"])
     assert "unknown key 'frame' (see fiagen precompute --help)" in str(result.exception)
+
+
+def test_an_old_option_spelling_still_works_with_a_deprecation_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["generate", "--shards", str(tmp_path), "--export", str(tmp_path / "p"),
+                                      "--workers", "3", "--dry-run"])
+    assert result.exit_code == 0 and "loader_workers: 3\n" in result.stdout
+    assert "--workers is deprecated" in result.stderr and "use --loader-workers" in result.stderr
+
+
+def test_a_required_setting_may_come_from_the_config_file(tmp_path: Path) -> None:
+    assert CliRunner().invoke(cli, ["preview", "--dry-run"]).exit_code == 2  # no --shards anywhere
+    (tmp_path / "c.yaml").write_text(f"shards: {tmp_path}\n")
+    assert f"shards: {tmp_path}\n" in dry_run(["preview", "--config", str(tmp_path / "c.yaml")])

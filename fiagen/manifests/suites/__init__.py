@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Callable, Sequence
 
+from fiagen.ablations import ABLATIONS
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.suites.celebdf import celebdf
 from fiagen.manifests.suites.deepfakebench import deepfakebench
@@ -24,6 +25,11 @@ from fiagen.manifests.suites.ffpp import dfd, ffpp
 from fiagen.manifests.suites.folder import folder
 from fiagen.manifests.suites.listing import SuiteListing
 
+SUITE_HELP = ("ff++, cdf_v1, cdf_v2, dfd, dfdc, dfdcp, df40, diff, deepfakebench:FILE.json, folder:PATH (PATH/real/ + "
+              "PATH/fake/[<method>/], or a CSV path,label[,method]), or pseudo:OUT[:ABLATION][:SPLIT]: precompute "
+              "output OUT's val (default) or test frames and their FIA-USA pseudo-fakes of ABLATION ("
+              + ", ".join(ABLATIONS) + "; default full), scored as aligned crops, one table row per mask type / "
+              "reconstruction / blend ratio / T side (e.g. pseudo:out:sbi:test).")
 SUITES: dict[str, Callable[[str | os.PathLike | None], SuiteListing]] = {
     "ff++": ffpp,
     "cdf_v1": lambda root: celebdf(root, "cdf_v1"),

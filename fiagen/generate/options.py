@@ -1,0 +1,54 @@
+"""The settings of `fiagen preview` (a grid of pairs) and `fiagen generate` (pairs written to disk), as
+fiagen.settings reads them: options, YAML keys, --config and --dry-run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fiagen.ablations import ABLATIONS
+from fiagen.settings import setting
+
+AFFINE_HELP = ("SBI's spatial step (random affine of the blended-in side and mask, elastic deformation of every "
+               "mask type); on in every recipe (METHOD.md §2.3b).")
+SEED_HELP = "Seed of the draws (pair = f(seed, index, epoch))."
+
+
+@dataclass(frozen=True)
+class PreviewConfig:
+    """Every setting of `fiagen preview`."""
+
+    shards: str | None = setting(None, "A precompute output folder.", folder=True, required=True)
+    n: int = setting(16, "Pairs in the grid (spread over the split).", min=1, short="-n")
+    out: str = setting("grid.png", "The PNG to write.", file=True)
+    split: str = setting("train", "Split whose frames are shown.")
+    seed: int = setting(0, SEED_HELP, min=0)
+    epoch: int = setting(0, "Epoch of the draws.", min=0)
+    size: int = setting(380, "Side of the generated pairs (px).", min=16)
+    tile: int = setting(192, "Side of each image in the grid (px).", min=32)
+    columns: int = setting(4, "Pairs per grid row.", min=1)
+    ablation: str = setting("full", "Pseudo-fake recipe (Table 6a).", choices=ABLATIONS)
+    affine: bool = setting(True, AFFINE_HELP)
+    eval: bool = setting(False, "Validation draws: 12.5% crop, no flip/cut-out/noise/jitter (default: training "
+                                "draws).", flag=True)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Every setting of `fiagen generate`."""
+
+    shards: str | None = setting(None, "A precompute output folder.", folder=True, required=True)
+    export: str | None = setting(None, "Folder to write the pairs to.", output=True, required=True)
+    n: int = setting(1000, "Pairs to write; item i is split row i mod rows at epoch i div rows, so N may exceed "
+                           "the split.", min=1, short="-n")
+    format: str = setting("png", "png: <split>/{real,fake,mask}/<video>/...; deepfakebench: "
+                                 "FIA-USA/{real,fake}/frames/..., FIA-USA/fake/masks/... and FIA-USA.json (labels "
+                                 "FIA-USA-real/-fake). Both write pairs.csv.", choices=("png", "deepfakebench"))
+    split: str = setting("train", "Split whose frames are used.")
+    seed: int = setting(0, SEED_HELP, min=0)
+    size: int = setting(380, "Side of the written images (px).", min=16)
+    ablation: str = setting("full", "Pseudo-fake recipe (Table 6a).", choices=ABLATIONS)
+    affine: bool = setting(True, AFFINE_HELP)
+    augment: bool = setting(False, "Also apply the shared post-blend augmentations (jitter, JPEG, flip, cut-out, "
+                                   "noise).", flag=True)
+    loader_workers: int = setting(0, "DataLoader worker processes (0: in this process).", min=0, alias="--workers")
+    quiet: bool = setting(False, "No progress bar.", flag=True)
