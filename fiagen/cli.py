@@ -14,12 +14,12 @@ import click
 
 from fiagen import __version__
 from fiagen.errors import FiagenError
-from fiagen.evaluate.config import EvalConfig
+from fiagen.evaluate.config import EvalConfig, ExplainConfig
 from fiagen.files import disk_full, is_disk_full
 from fiagen.generate.options import ExportConfig, PreviewConfig
 from fiagen.manifests.suites import SUITE_HELP
-from fiagen.pipeline.config import PrecomputeConfig
-from fiagen.settings import click_options, given, merged, output_folder, printed, stage_command
+from fiagen.pipeline.config import InspectConfig, PrecomputeConfig
+from fiagen.settings import click_options, given, merged, output_folder, printed, resolve, stage_command
 from fiagen.train.config import TrainConfig
 
 
@@ -66,21 +66,25 @@ def precompute(cfg: PrecomputeConfig) -> None:
 
 
 @cli.command()
-@click.argument("out", type=click.Path(file_okay=False))
-@click.option("--draw", default=0, type=click.IntRange(0),
-              help="Write N frames with landmarks, face box and forehead arc; when the shards hold reconstructions, "
-                   "as original | AE | SR with their PSNRs.")
-@click.option("--to", "to", default=None, type=click.Path(file_okay=False),
-              help="Folder for the drawn PNGs. Default: OUT/inspect.")
-@click.option("--seed", default=0, help="Which frames --draw picks (spread over the manifest, seeded).")
-def inspect(out: str, draw: int, to: str | None, seed: int) -> None:
-    """Print per-split counts and failures of a precompute output; optionally draw frames."""
+@click.argument("out", required=False)
+@click_options(InspectConfig)
+@click.pass_context
+def inspect(ctx: click.Context, out: str | None, config_file: str | None, dry_run: bool, **opts: object) -> None:
+    """Print per-split counts and failures of a precompute output (--shards); optionally draw frames.
+    (The folder as a positional OUT still works, with a deprecation line.)"""
+    if out is not None:
+        click.echo("fiagen: warning: `fiagen inspect OUT` is deprecated and goes in the next release; use "
+                   "`fiagen inspect --shards OUT`", err=True)
+    cfg = resolve(InspectConfig, ctx, opts, config_file, **({"shards": out} if out is not None else {}))
+    if printed(cfg, dry_run):
+        return
     from fiagen.pipeline.inspect import draw_frames, summary
 
-    click.echo(summary(Path(out)))
-    if draw:
-        written = draw_frames(Path(out), draw, Path(to) if to else Path(out) / "inspect", seed)
-        click.echo(f"wrote {len(written)} PNGs to {written[0].parent if written else to}")
+    shards = Path(cfg.shards)
+    click.echo(summary(shards))
+    if cfg.draw:
+        written = draw_frames(shards, cfg.draw, Path(cfg.to) if cfg.to else shards / "inspect", cfg.seed)
+        click.echo(f"wrote {len(written)} PNGs to {written[0].parent if written else cfg.to}")
 
 
 @cli.command()
@@ -167,21 +171,14 @@ def bench(ctx: click.Context, suites: tuple[str, ...], config_file: str | None, 
     click.echo(render_bench(run(cfg, inputs)))
 
 
-@cli.command()
-@click.option("--ckpt", required=True, type=click.Path(dir_okay=False), help="Detector checkpoint.")
-@click.option("--input", "source", required=True, type=click.Path(dir_okay=False), help="A video or an image.")
-@click.option("--out", required=True, callback=output_folder, help="Folder for the overlays and explain.json.")
-@click.option("--frames", default=8, type=click.IntRange(1), help="Frames of a video to explain, spread uniformly.")
-@click.option("--layer", default=None,
-              help="Module name of the target layer. Default: the final feature map (last module with a spatial output).")
-@click.option("--min-face-score", default=0.5, type=click.FloatRange(0, 1), help="Face detector confidence threshold.")
-def explain(ckpt: str, source: str, out: str, frames: int, layer: str | None, min_face_score: float) -> None:
+@stage_command(cli, ExplainConfig)
+def explain(cfg: ExplainConfig) -> None:
     """GradCAM of the "fake" logit on every face crop: writes crop|overlay PNGs and explain.json."""
     from fiagen.evaluate.explain import explain as run
 
-    record = run(ckpt, source, out, frames, layer, min_face_score)
+    record = run(cfg.ckpt, cfg.input, cfg.out, cfg.frames, cfg.layer, cfg.min_face_score)
     click.echo(f"{len(record['crops'])} crops from {record['frames_sampled']} frames, video score "
-               f"{record['video_score']:.4f} (P(fake)), layer {record['crops'][0]['layer']} -> {out}")
+               f"{record['video_score']:.4f} (P(fake)), layer {record['crops'][0]['layer']} -> {cfg.out}")
 
 
 @contextmanager

@@ -22,6 +22,8 @@ STAGES = {
     "bench": ["--suite", "ff++,dfd", "--suite", "pseudo:TMP/out:sbi", "--level", "frame", "--limit", "5"],
     "preview": ["--shards", "TMP/out", "-n", "4", "--ablation", "sbi", "--no-affine", "--eval"],
     "generate": ["--shards", "TMP/out", "--export", "TMP/pairs", "--format", "deepfakebench", "--loader-workers", "2"],
+    "inspect": ["--shards", "TMP/out", "--draw", "3", "--to", "TMP/drawn"],
+    "explain": ["--ckpt", "TMP/run/best.pt", "--input", "TMP/a.mp4", "--out", "TMP/cam", "--frames", "2"],
 }
 
 
@@ -60,6 +62,12 @@ def test_an_old_option_spelling_still_works_with_a_deprecation_line(tmp_path: Pa
                                       "--workers", "3", "--dry-run"])
     assert result.exit_code == 0 and "loader_workers: 3\n" in result.stdout
     assert "--workers is deprecated" in result.stderr and "use --loader-workers" in result.stderr
+
+
+def test_inspect_still_takes_the_folder_as_a_positional_argument(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["inspect", str(tmp_path), "--dry-run"])
+    assert result.exit_code == 0 and f"shards: {tmp_path}\n" in result.stdout
+    assert "use `fiagen inspect --shards OUT`" in result.stderr
 
 
 def test_a_required_setting_may_come_from_the_config_file(tmp_path: Path) -> None:

@@ -67,6 +67,19 @@ class EvalConfig:
                               flag=True)
     quiet: bool = setting(False, "No progress bar.", flag=True)
 
+@dataclass(frozen=True)
+class ExplainConfig:
+    """Every setting of `fiagen explain`."""
+
+    ckpt: str | None = setting(None, "Detector checkpoint.", file=True, required=True)
+    input: str | None = setting(None, "A video or an image.", file=True, required=True)
+    out: str | None = setting(None, "Folder for the overlays and explain.json.", output=True, required=True)
+    frames: int = setting(8, "Frames of a video to explain, spread uniformly.", min=1)
+    layer: str | None = setting(None, "Module name of the target layer. Default: the final feature map (last "
+                                      "module with a spatial output).")
+    min_face_score: float = setting(0.5, "Face detector confidence threshold.", min=0, max=1)
+
+
 @dataclass
 class SuiteResult:
     """One suite's outcome: its folder, per-method table, stamp, report, and robustness table if asked."""

@@ -1,5 +1,5 @@
 """The settings of `fiagen precompute` (PrecomputeConfig, with the fingerprint an output folder is
-claimed with) and what a run returns."""
+claimed with) and of `fiagen inspect`, and what a precompute run returns."""
 
 from __future__ import annotations
 
@@ -92,6 +92,17 @@ class PrecomputeConfig:
             "face_passes": list(PASSES),
             **recon,
         }
+
+
+@dataclass(frozen=True)
+class InspectConfig:
+    """Every setting of `fiagen inspect`."""
+
+    shards: str | None = setting(None, "A precompute output folder.", folder=True, required=True)
+    draw: int = setting(0, "Write N frames with landmarks, face box and forehead arc; when the shards hold "
+                           "reconstructions, as original | AE | SR with their PSNRs.", min=0)
+    to: str | None = setting(None, "Folder for the drawn PNGs. Default: SHARDS/inspect.", folder=True)
+    seed: int = setting(0, "Which frames --draw picks (spread over the manifest, seeded).")
 
 
 @dataclass
