@@ -1,5 +1,6 @@
-"""The evaluation's settings (EvalConfig) and results (SuiteResult, BenchResult), the output names they
-share, and the stamp every table carries: the checkpoint (its info and sha256) and the scoring settings."""
+"""The evaluation's settings (EvalConfig, ExplainConfig) and results (SuiteResult, BenchResult), the output
+names they share, and the stamp every table carries: the checkpoint (its info and sha256) and the scoring
+settings."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from fiagen.errors import FiagenError
 from fiagen.evaluate.perturb import LEVELS, parse_levels, parse_perturb
-from fiagen.files import sha256_file
 from fiagen.settings import setting
 
 if TYPE_CHECKING:  # the command line reads EvalConfig; pandas and Ray load when a stage runs
@@ -100,14 +100,6 @@ class BenchResult:
     suites: list[SuiteResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     summary: pd.DataFrame | None = None
-
-
-def checkpoint_info(path: Path) -> dict[str, Any]:
-    """The checkpoint's info (size, backbone, train_data, epoch, val_auc) and its sha256."""
-    from fiagen.train.checkpoint import read_checkpoint
-
-    info = dict(read_checkpoint(path)["info"])
-    return {**info, "path": str(path), "sha256": sha256_file(path)}
 
 
 def table_stamp(cfg: EvalConfig, info: dict[str, Any], level: str, condition: str) -> dict[str, Any]:

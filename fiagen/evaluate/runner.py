@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import ray
 
-from fiagen.evaluate.config import FACE_STAMP, BenchResult, EvalConfig, SuiteResult, checkpoint_info
+from fiagen.evaluate.config import FACE_STAMP, BenchResult, EvalConfig, SuiteResult
 from fiagen.evaluate.dispatch import scorer_actor
 from fiagen.evaluate.inputs import EvalInputs, find_inputs
 from fiagen.evaluate.pseudo import evaluate_pseudo
@@ -29,6 +29,7 @@ from fiagen.manifests.pseudo import is_pseudo
 from fiagen.manifests.roots import SourceError
 from fiagen.outputs import hold_folder
 from fiagen.pipeline.cluster import ray_session
+from fiagen.train.checkpoint import checkpoint_info
 
 __all__ = ["EvalConfig", "bench", "evaluate", "render", "render_bench"]
 

@@ -24,7 +24,7 @@ import torch
 
 from fiagen import __version__
 from fiagen.errors import FiagenError, message_line
-from fiagen.files import load_plain, write_bytes
+from fiagen.files import load_plain, sha256_file, write_bytes
 from fiagen.train.model import Detector, TrainNet, build_detector
 
 FORMAT = "fiagen.detector"
@@ -115,6 +115,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointDamaged(f"{p} is damaged: its contents do not match the digest saved in it (the file "
                                 f"changed after it was written)")
     return data
+
+
+def checkpoint_info(path: Path) -> dict[str, Any]:
+    """The checkpoint's info (size, backbone, train_data, epoch, val_auc), its path and its file's sha256
+    (what an evaluation is stamped with)."""
+    info = dict(read_checkpoint(path)["info"])
+    return {**info, "path": str(path), "sha256": sha256_file(path)}
 
 
 def full_disk_advice(run: Path) -> str:
