@@ -250,11 +250,15 @@ def demo(**opts: object) -> None:
 @click.option("--address", default=None,
               help="Ray cluster address for every stage ('auto' on a cluster node). Default: the file's "
                    "`address`, else a local Ray.")
-def run_pipeline(pipeline: str, address: str | None) -> None:
+@click.option("--dry-run", is_flag=True, help="Print every stage's resolved config (YAML) and exit.")
+def run_pipeline(pipeline: str, address: str | None, dry_run: bool) -> None:
     """Run the stages of PIPELINE.yaml (precompute, train, bench) in order on one Ray cluster, skipping
     what is complete (shards that match their checksums, a run with all its epochs, scores on disk)."""
-    from fiagen.workflow import run_pipeline as run
+    from fiagen.workflow import pipeline_yaml, read_pipeline, run_pipeline as run, stage_configs
 
+    if dry_run:
+        click.echo(pipeline_yaml(stage_configs(read_pipeline(Path(pipeline)), address)), nl=False)
+        return
     run(Path(pipeline), address, echo=click.echo)
 
 

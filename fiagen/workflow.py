@@ -15,6 +15,7 @@ fewer; bench scores in Ray tasks and an inference actor and reuses every score a
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +23,7 @@ from typing import Any, Callable
 import yaml
 
 from fiagen.errors import FiagenError, message_line
-from fiagen.settings import coerce
+from fiagen.settings import coerce, plain, to_yaml
 
 STAGES = ("precompute", "train", "bench")
 
@@ -72,43 +73,23 @@ def _settings(cls: type, section: Any, stage: str, **fixed: Any) -> Any:
     return cls(**values)
 
 
-def _precompute(section: dict[str, Any], address: str | None) -> tuple[StageOutcome, str]:
-    from fiagen.pipeline.precompute import PrecomputeConfig, precompute
+def _precompute_config(section: Any, address: str | None) -> Any:
+    from fiagen.pipeline.config import PrecomputeConfig
 
-    cfg = _settings(PrecomputeConfig, section, "precompute", address=address)
-    result = precompute(cfg)
-    c = result.report["counts"]
-    status = "complete" if result.shards_written == 0 else "ran"
-    detail = (f"{c['frames_stored']} frames in {c['shards']} shards ({result.shards_written} built, "
-              f"{result.shards_reused} complete already) -> {result.out}")
-    return StageOutcome("precompute", status, detail), str(cfg.out)
+    return _settings(PrecomputeConfig, section, "precompute", address=address)
 
 
-def _train(section: dict[str, Any], address: str | None, shards: str | None) -> tuple[StageOutcome, str]:
-    from fiagen.train.checkpoint import read_checkpoint
-    from fiagen.train.config import TrainConfig, resolve_config
+def _train_config(section: Any, address: str | None, shards: str | None) -> Any:
+    from fiagen.train.config import resolve_config
 
     values = {"shards": shards, **{str(k).replace("-", "_"): v for k, v in section.items()}}
     if address:
         values["address"] = address
-    cfg: TrainConfig = resolve_config({k: v for k, v in values.items() if v is not None})
-    last = Path(cfg.run) / "last.pt"
-    if last.is_file():
-        done = read_checkpoint(last)["info"]["epoch"]
-        if done >= cfg.epochs:
-            return StageOutcome("train", "complete", f"{last} has all {cfg.epochs} epochs"), str(cfg.run)
-        cfg = dataclasses.replace(cfg, resume=True)
-    from fiagen.train.entry import train as run_train
-
-    result = run_train(cfg)
-    auc = "n/a" if result.best_auc is None else f"{result.best_auc:.4f}"
-    status = "resumed" if cfg.resume else "ran"
-    return StageOutcome("train", status, f"{result.steps} steps, best val AUC {auc} -> {result.run}"), str(cfg.run)
+    return resolve_config({k: v for k, v in values.items() if v is not None})
 
 
-def _bench(section: dict[str, Any], address: str | None, run: str | None) -> StageOutcome:
+def _bench_config(section: Any, address: str | None, run: str | None) -> Any:
     from fiagen.evaluate.config import EvalConfig
-    from fiagen.evaluate.runner import bench
     from fiagen.manifests.suites import parse_suites
 
     values = {str(k).replace("-", "_"): v for k, v in section.items()}
@@ -116,32 +97,76 @@ def _bench(section: dict[str, Any], address: str | None, run: str | None) -> Sta
     suites = [suites] if isinstance(suites, str) else list(suites)
     if "ckpt" not in values and run is not None:
         values["ckpt"] = str(Path(run) / "best.pt")
-    skip = "all" in suites
-    cfg = _settings(EvalConfig, values, "bench", address=address, suites=tuple(parse_suites(tuple(suites))),
-                    skip_missing_suites=skip)
+    skip = "all" in suites or bool(coerce(EvalConfig, "skip_missing_suites", values.pop("skip_missing_suites", False)))
+    return _settings(EvalConfig, values, "bench", address=address, suites=tuple(parse_suites(tuple(suites))),
+                     skip_missing_suites=skip)
+
+
+def stage_configs(data: dict[str, Any], address: str | None = None) -> dict[str, Any]:
+    """The resolved config of each stage a pipeline names, in order (all checked before any stage runs):
+    train's shards default to precompute's out, bench's checkpoint to train's run/best.pt."""
+    address = address or data.get("address")
+    configs: dict[str, Any] = {}
+    if "precompute" in data:
+        configs["precompute"] = _precompute_config(data["precompute"], address)
+    if "train" in data:
+        shards = str(configs["precompute"].out) if "precompute" in configs else None
+        configs["train"] = _train_config(data["train"] or {}, address, shards)
+    if "bench" in data:
+        run = str(configs["train"].run) if "train" in configs else None
+        configs["bench"] = _bench_config(data["bench"] or {}, address, run)
+    return configs
+
+
+def _precompute(cfg: Any) -> StageOutcome:
+    from fiagen.pipeline.precompute import precompute
+
+    result = precompute(cfg)
+    c = result.report["counts"]
+    status = "complete" if result.shards_written == 0 else "ran"
+    detail = (f"{c['frames_stored']} frames in {c['shards']} shards ({result.shards_written} built, "
+              f"{result.shards_reused} complete already) -> {result.out}")
+    return StageOutcome("precompute", status, detail)
+
+
+def _train(cfg: Any) -> StageOutcome:
+    from fiagen.train.checkpoint import read_checkpoint
+
+    last = Path(cfg.run) / "last.pt"
+    if last.is_file():
+        done = read_checkpoint(last)["info"]["epoch"]
+        if done >= cfg.epochs:
+            return StageOutcome("train", "complete", f"{last} has all {cfg.epochs} epochs")
+        cfg = dataclasses.replace(cfg, resume=True)
+    from fiagen.train.entry import train as run_train
+
+    result = run_train(cfg)
+    auc = "n/a" if result.best_auc is None else f"{result.best_auc:.4f}"
+    status = "resumed" if cfg.resume else "ran"
+    return StageOutcome("train", status, f"{result.steps} steps, best val AUC {auc} -> {result.run}")
+
+
+def _bench(cfg: Any) -> StageOutcome:
+    from fiagen.evaluate.runner import bench
+
     result = bench(cfg)
     scored = sum(r.report["conditions"]["raw"]["videos_scored_now"] for r in result.suites)
     status = "complete" if scored == 0 else "ran"
     return StageOutcome("bench", status, f"{len(result.suites)} suites ({scored} videos scored now) -> {result.out}")
 
 
+def pipeline_yaml(configs: dict[str, Any]) -> str:
+    """The resolved stages as YAML, one block per stage (what `fiagen run --dry-run` prints)."""
+    return "".join(f"{stage}:\n" + textwrap.indent(to_yaml(plain(cfg)), "  ") for stage, cfg in configs.items())
+
+
 def run_pipeline(path: Path, address: str | None = None,
                  echo: Callable[[str], None] = print) -> list[StageOutcome]:
     """Run the stages a pipeline file names, in order, on the cluster at `address` (or the file's)."""
-    data = read_pipeline(path)
-    address = address or data.get("address")
+    run = {"precompute": _precompute, "train": _train, "bench": _bench}
     outcomes: list[StageOutcome] = []
-    shards = run = None
-    if "precompute" in data:
-        outcome, shards = _precompute(data["precompute"], address)
+    for stage, cfg in stage_configs(read_pipeline(path), address).items():
+        outcome = run[stage](cfg)
         outcomes.append(outcome)
-        echo(f"[precompute] {outcome.status}: {outcome.detail}")
-    if "train" in data:
-        outcome, run = _train(data["train"] or {}, address, shards)
-        outcomes.append(outcome)
-        echo(f"[train] {outcome.status}: {outcome.detail}")
-    if "bench" in data:
-        outcome = _bench(data["bench"] or {}, address, run)
-        outcomes.append(outcome)
-        echo(f"[bench] {outcome.status}: {outcome.detail}")
+        echo(f"[{stage}] {outcome.status}: {outcome.detail}")
     return outcomes

@@ -74,3 +74,14 @@ def test_a_required_setting_may_come_from_the_config_file(tmp_path: Path) -> Non
     assert CliRunner().invoke(cli, ["preview", "--dry-run"]).exit_code == 2  # no --shards anywhere
     (tmp_path / "c.yaml").write_text(f"shards: {tmp_path}\n")
     assert f"shards: {tmp_path}\n" in dry_run(["preview", "--config", str(tmp_path / "c.yaml")])
+
+
+def test_a_pipeline_printed_by_run_dry_run_resolves_to_itself(tmp_path: Path) -> None:
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(f"precompute: {{out: {tmp_path / 'out'}, frames: 4}}\ntrain: {{epochs: 2, workers: 2}}\n"
+                        f"bench: {{suite: all, perturb: blur}}\n")
+    printed = dry_run(["run", str(pipeline)])
+    assert f"  shards: {tmp_path / 'out'}\n" in printed  # train reads what precompute writes
+    assert "  ckpt: runs/out-efficientnet_b4/best.pt\n" in printed and "  skip_missing_suites: true\n" in printed
+    (tmp_path / "again.yaml").write_text(printed)
+    assert dry_run(["run", str(tmp_path / "again.yaml")]) == printed
