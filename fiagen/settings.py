@@ -18,7 +18,6 @@ import yaml
 
 from fiagen.errors import FiagenError, message_line
 
-
 ALIAS = "__alias"  # the parameter name of an old option spelling: <field>__alias
 
 
@@ -68,8 +67,21 @@ def _list(value: Any, kind: type, name: str) -> tuple[Any, ...]:
 
 
 def coerce(cls: type, name: str, value: Any) -> Any:
-    """One setting converted to its field's type (comma lists and YAML lists to tuples), or a
-    ConfigError naming the key."""
+    """One setting converted to its field's type (comma lists and YAML lists to tuples) and checked
+    against its `choices` and `min`/`max`, or a ConfigError naming the key."""
+    meta = next(f for f in dataclasses.fields(cls) if f.name == name).metadata
+    value = _typed(cls, name, value)
+    items = value if isinstance(value, tuple) else (value,)
+    if value is not None and "choices" in meta and any(v not in meta["choices"] for v in items):
+        raise ConfigError(f"{name}: expected {' or '.join(meta['choices'])}, got {value!r}")
+    low, high = meta.get("min"), meta.get("max")
+    if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
+        raise ConfigError(f"{name}: expected a number in [{low}, {'...' if high is None else high}], got {value!r}")
+    return value
+
+
+def _typed(cls: type, name: str, value: Any) -> Any:
+    """One setting converted to its field's type (a `parse` field through its parser)."""
     hint = _hint(cls, name)
     parse = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("parse")
     if parse is not None and value is not None:

@@ -52,6 +52,10 @@ def test_config_values_are_typed_and_checked(tmp_path: Path) -> None:
     assert coerce(PrecomputeConfig, "limit", None) is None and coerce(PrecomputeConfig, "frames", "4") == 4
     with pytest.raises(ConfigError, match="frames: expected int"):
         coerce(PrecomputeConfig, "frames", 2.5)
+    with pytest.raises(ConfigError, match="frames: expected a number in"):
+        coerce(PrecomputeConfig, "frames", 0)  # as --frames 0 is refused
+    with pytest.raises(ConfigError, match="splits: expected train or val or test"):
+        coerce(PrecomputeConfig, "splits", "val,tset")
     (tmp_path / "bad.yaml").write_text("frame: 4\n")
     result = CliRunner().invoke(cli, ["precompute", "--config", str(tmp_path / "bad.yaml"), "--dry-run"])
     assert "unknown key 'frame' (see fiagen precompute --help)" in str(result.exception)
