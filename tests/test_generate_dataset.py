@@ -50,9 +50,10 @@ def test_item_contract(fia_shards: Path) -> None:
 
 
 def test_mmr_reads_the_stored_variants_and_skips_a_failed_one(fia_shards: Path) -> None:
-    """Without T and shared augmentation, where the mask is at full strength the fake is the stored
-    AE (200) or SR (50) image; row 1 has no AE and never uses it."""
-    ds = dataset(fia_shards, split="train", train=True, config=GenerateConfig(transform=False, post_blend=False))
+    """Without T, SBI's shift and shared augmentation, where the mask is at full strength the fake is the
+    stored AE (200) or SR (50) image; row 1 has no AE and never uses it."""
+    config = GenerateConfig(transform=False, post_blend=False, affine=False)
+    ds = dataset(fia_shards, split="train", train=True, config=config)
     seen: dict[int, set[str]] = {i: set() for i in range(len(ds))}
     for epoch in range(12):
         ds.set_epoch(epoch)
