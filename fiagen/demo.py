@@ -28,7 +28,7 @@ class DemoConfig:
     backbone: str = "tf_efficientnet_lite0"
     pretrained: str = "auto"
     size: int = 96
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 8
     lr: float = 0.02
     fit_steps: int = 150
