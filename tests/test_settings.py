@@ -24,6 +24,8 @@ STAGES = {
     "generate": ["--shards", "TMP/out", "--export", "TMP/pairs", "--format", "deepfakebench", "--loader-workers", "2"],
     "inspect": ["--shards", "TMP/out", "--draw", "3", "--to", "TMP/drawn"],
     "explain": ["--ckpt", "TMP/run/best.pt", "--input", "TMP/a.mp4", "--out", "TMP/cam", "--frames", "2"],
+    "demo": ["--out", "TMP/demo", "--backbone", "resnet10t", "--pretrained", "none", "--epochs", "2", "--lr", "0.1",
+             "--quiet"],
 }
 
 
