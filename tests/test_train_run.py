@@ -10,8 +10,11 @@ after epochs 1-4 of a 4-epoch run. Its breakdown (val_breakdown.csv) says why: w
 caught at once (hull81 1.0 after one epoch, 0.96 at the end; rect4 0.65 -> 0.90), SR traces too (0.59 ->
 0.94), while the micro masks stay near chance (eyes 0.47 -> 0.63, mouth 0.55 -> 0.68, eyes+mouth 0.42 ->
 0.76): an eye is about 10x5 px in a 96 px crop, and 60% of the recipe's fakes are micro masks, many at
-blend ratio 0.25-0.75 with no reconstruction (original 0.54 -> 0.69). The run here is 3 epochs and checks
-that it learns (from near chance to >= 0.65) and that the whole-face and SR groups are caught.
+blend ratio 0.25-0.75 with no reconstruction (original 0.54 -> 0.69). More steps alone do not close the
+gap: 8 epochs at 96 px plateau at 0.70-0.77 (best 0.768, about 30 s an epoch on idle cores); resolution
+helps: 6 epochs at 128 px rise 0.68 -> 0.79 (eyes 0.68, mouth 0.79, eyes+mouth 0.87, AE 0.96, SR 0.92),
+still short of 0.9. The run here is 3 epochs at 96 px and checks that the recipe learns (from near chance
+to >= 0.65) and that the whole-face and SR groups are caught.
 The sbi ablation (hull masks only) learns in one epoch (0.86 after 56 steps); its test runs two.
 The synthetic run checks val selection, the schedule and AFFS on pairs whose fake carries a
 colour-shifted soft region, in seconds.
