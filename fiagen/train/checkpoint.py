@@ -154,7 +154,7 @@ def detector_from(data: dict[str, Any]) -> Detector:
     """The Detector of a checkpoint dict (random init, then its weights; nothing downloads)."""
     info = data["info"]
     detector = build_detector(info["backbone"], info["size"])
-    detector.weights = info.get("weights", "none")
+    detector.init["weights"] = info.get("weights", "none")
     try:
         detector.load_state_dict(data["detector"])
     except RuntimeError as err:

@@ -28,13 +28,13 @@ def default_fpn_channels(backbone: str) -> int:
 class Detector(nn.Module):
     """A timm classifier with one output; `forward(x in [0,1], (B,3,S,S)) -> logits (B,)`."""
 
-    def __init__(self, net: nn.Module, backbone: str, size: int, weights: str = "none"):
+    def __init__(self, net: nn.Module, backbone: str, size: int, init: dict[str, Any] | None = None):
         super().__init__()
         self.net = net
         self.backbone = backbone
         self.size = size
-        self.weights = weights  # the init the backbone started from (a timm tag, a wheel, a file, "none")
-        self.init: dict[str, Any] = {"arch": backbone, "source": "none", "weights": weights, "tensors_loaded": 0}
+        # what the backbone started from: arch, source, weights (a timm tag, a wheel, a file, "none"), tensors_loaded
+        self.init: dict[str, Any] = init or {"arch": backbone, "source": "none", "weights": "none", "tensors_loaded": 0}
         cfg = getattr(net, "pretrained_cfg", None) or {}
         mean = cfg.get("mean", timm.data.IMAGENET_DEFAULT_MEAN)
         std = cfg.get("std", timm.data.IMAGENET_DEFAULT_STD)
@@ -44,6 +44,11 @@ class Detector(nn.Module):
         self.stage_indices = [len(net.feature_info) - len(info) + i for i in range(len(info))]
         self.stage_channels = [int(f["num_chs"]) for f in info]
         self.stage_reductions = [int(f["reduction"]) for f in info]
+
+    @property
+    def weights(self) -> str:
+        """The init's weights (what checkpoints and evaluation stamps name)."""
+        return self.init["weights"]
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -142,6 +147,4 @@ def build_detector(backbone: str, size: int, pretrained: str | None = None, drop
         nn.init.zeros_(head.bias)
     if init.source == "file":
         loaded = load_by_name(net, init.weights)
-    detector = Detector(net, init.arch, size, init.weights)
-    detector.init = {**init.to_dict(), "tensors_loaded": loaded}
-    return detector
+    return Detector(net, init.arch, size, {**init.to_dict(), "tensors_loaded": loaded})
