@@ -9,7 +9,7 @@ Ray's start; marginal videos/s, (40 - 10) / (time for 40 - time for 10), leaves 
 the task workers and the detector actor too. The last line is a JSON object with `rss_ratio_40_vs_10`
 (tree PSS peak, 40 over 10 videos; the target is <= 1.2, memory flat in the number of videos).
 
-    python benchmarks/bench_eval.py [--data ../shared/data] [--frames 32] [--size 128] [--workers N]
+    python benchmarks/bench_eval.py [--data ../shared/data] [--frames 32] [--size 128] [--concurrency N]
 """
 
 from __future__ import annotations
@@ -69,12 +69,12 @@ def _kb(path: str, key: str) -> int:
     return 0
 
 
-def run(data: Path, n: int, ckpt: Path, frames: int, workers: int, tmp: Path) -> dict:
+def run(data: Path, n: int, ckpt: Path, frames: int, concurrency: int, tmp: Path) -> dict:
     """One `fiagen evaluate` on `n` videos in a subprocess, with its memory sampled."""
     suite = suite_folder(data, n, tmp / f"suite{n}")
     out = tmp / f"eval{n}"
     cmd = [sys.executable, "-m", "fiagen", "evaluate", "--suite", f"folder:{suite}", "--ckpt", str(ckpt),
-           "--out", str(out), "--frames", str(frames), "--workers", str(workers), "--quiet"]
+           "--out", str(out), "--frames", str(frames), "--concurrency", str(concurrency), "--quiet"]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak_rss = peak_pss = peak_driver = 0
@@ -107,13 +107,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--backbone", default="resnet10t")
     parser.add_argument("--size", type=int, default=128, help="the tiny checkpoint's input size")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         torch.manual_seed(0)
         ckpt = save_checkpoint(tmp / "run" / "best.pt", build_detector(args.backbone, args.size), train_data="none")
-        results = {n: run(Path(args.data), n, ckpt, args.frames, args.workers, tmp) for n in (10, 40)}
+        results = {n: run(Path(args.data), n, ckpt, args.frames, args.concurrency, tmp) for n in (10, 40)}
     for n, r in results.items():
         print(f"{n} videos: {r['videos_per_s']:.2f} videos/s ({r['scoring_s']:.1f}s scoring, {r['total_s']:.1f}s "
               f"with Ray start), {r['faces']} faces; peak RSS {r['peak_rss_mb']:.0f} MB (tree), PSS "
@@ -129,7 +129,7 @@ def main() -> None:
         "rss_sum_ratio_40_vs_10": round(b["peak_rss_mb"] / a["peak_rss_mb"], 3),
         "driver_rss_ratio_40_vs_10": round(b["driver_peak_rss_mb"] / a["driver_peak_rss_mb"], 3),
         "frames": args.frames,
-        "workers": args.workers,
+        "concurrency": args.concurrency,
         "checkpoint": f"{args.backbone}@{args.size} (random init)",
         "cpu_count": os.cpu_count(),
     }))

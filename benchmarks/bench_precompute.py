@@ -38,10 +38,10 @@ def run(src: Path, workers: int, frames: int, tmp: Path) -> dict:
     ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         warm = PrecomputeConfig(src=f"folder:{src}", out=str(tmp / f"warm{workers}"), frames=1, limit=workers,
-                                workers=workers, ae="none", sr="none", quiet=True)
+                                concurrency=workers, ae="none", sr="none", quiet=True)
         precompute(warm)
         cfg = PrecomputeConfig(src=f"folder:{src}", out=str(tmp / f"out{workers}"), frames=frames,
-                               workers=workers, ae="none", sr="none", quiet=True)
+                               concurrency=workers, ae="none", sr="none", quiet=True)
         report = precompute(cfg).report
     finally:
         ray.shutdown()

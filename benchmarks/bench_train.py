@@ -43,7 +43,7 @@ def small_shards(data: Path, into: Path) -> Path:
     for clip in sorted((data / "real_videos").glob("*.mp4")):
         (clips / clip.name).symlink_to(clip.resolve())
     out = into / "shards"
-    precompute(PrecomputeConfig(src=f"folder:{clips}", out=str(out), frames=8, shard_size=16, workers=2, ae="none",
+    precompute(PrecomputeConfig(src=f"folder:{clips}", out=str(out), frames=8, shard_size=16, concurrency=2, ae="none",
                                 sr="none", quiet=True))
     return out
 

@@ -20,7 +20,8 @@ from fiagen.files import disk_full, is_disk_full
 from fiagen.generate.options import ExportConfig, PreviewConfig
 from fiagen.manifests.suites import SUITE_HELP
 from fiagen.pipeline.config import InspectConfig, PrecomputeConfig
-from fiagen.settings import click_options, given, merged, output_folder, printed, resolve, stage_command
+from fiagen.cli_options import click_options, given, output_folder, printed, resolve, stage_command
+from fiagen.settings import merged
 from fiagen.train.config import TrainConfig
 
 

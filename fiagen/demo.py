@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from fiagen.sample import SampleSpec, build_sample_ffpp
-from fiagen.settings import setting
+from fiagen.settings import seed_setting, setting
 
 SMOKE_NOTE = ("This is a smoke-scale run on a two-identity sample built from photos that ship with "
               "scikit-image and matplotlib; it shows that every stage works end to end. It is not a "
@@ -34,8 +34,9 @@ class DemoConfig:
     batch_size: int = setting(8, "Pairs per training step.", min=1)
     lr: float = setting(0.02, "SGD learning rate under SAM.", min=0.0)
     fit_steps: int = setting(150, "Steps of the builtin AE/SR fit in precompute.", min=1)
-    workers: int | None = setting(None, "Ray workers. Default: all cores.", min=1)
-    seed: int = setting(0, "Seed of the sample videos, pseudo-fakes and training.", min=0)
+    concurrency: int | None = setting(None, "Ray tasks at once (precompute, evaluation). Default: all cores.", min=1,
+                                      alias="--workers")
+    seed: int = seed_setting("the sample videos, the pseudo-fakes, training and the held-out suite")
     quiet: bool = setting(False, "No progress bars.", flag=True)
 
 
@@ -93,13 +94,13 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> DemoReport
         clock = now
         echo(f"[demo] {stage}: {report.seconds[stage]:.0f}s")
 
-    with ray_session(None, cfg.workers):
+    with ray_session(None, cfg.concurrency):
         build_sample_ffpp(out / "data", SampleSpec(seed=cfg.seed))
         lap("sample videos")
         shards = out / "shards"
         precompute(PrecomputeConfig(src="ff++_c23", root=str(out / "data"), out=str(shards), frames=SampleSpec.frames,
                                     shard_size=4 * SampleSpec.frames, fit_steps=cfg.fit_steps, fit_videos=8,
-                                    workers=cfg.workers, quiet=cfg.quiet))
+                                    concurrency=cfg.concurrency, quiet=cfg.quiet))
         lap("precompute")
         report.preview = preview_grid(shards, out / "preview.png", n=8, size=192, tile=160, seed=cfg.seed)
         lap("preview")
@@ -112,7 +113,7 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> DemoReport
         lap("train")
         suite = heldout_suite(shards, out / "heldout", size=192, seed=cfg.seed + 1)
         evaluation = bench(EvalConfig(suites=(f"folder:{suite}",), ckpt=str(report.checkpoint), out=str(out / "eval"),
-                                      frames=1, workers=cfg.workers, overwrite=True, quiet=cfg.quiet))
+                                      frames=1, concurrency=cfg.concurrency, overwrite=True, quiet=cfg.quiet))
         lap("evaluate")
     report.table = render_bench(evaluation)
     report.roc = sorted((out / "eval").rglob("*.png"))

@@ -19,14 +19,14 @@ from fiagen.manifests.sources import FFPP_VIDEO_DIR, ffpp_split_ids
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """How many videos per split, frames per video, the frame side in pixels, and the seed."""
+    """What the embedded sample holds."""
 
-    train: int = 8
+    train: int = 8  # videos per split: train, val, test
     val: int = 2
     test: int = 4
-    frames: int = 24
-    size: int = 256
-    seed: int = 0
+    frames: int = 24  # frames per video
+    size: int = 256  # frame side in pixels
+    seed: int = 0  # the camera moves and colour grades
 
 
 def sample_faces() -> list[np.ndarray]:

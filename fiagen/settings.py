@@ -4,7 +4,8 @@ Each field of a stage's config (`TrainConfig`, `PrecomputeConfig`) is declared w
 help, ...)`. From the dataclass come the click options (one per field: name, default, help, type),
 the keys a `--config FILE` may hold (dashes or underscores), the typed values read from YAML or the
 command line, and the YAML that `--dry-run` prints (readable again by `--config`). Precedence, lowest
-first: the defaults, the config file, the options given on the command line.
+first: the defaults, the config file, the options given on the command line. The click side (options,
+`--config`, `--dry-run`) is `fiagen/cli_options.py`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 import dataclasses
 import typing
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import yaml
 
 from fiagen.errors import FiagenError, message_line
-
-ALIAS = "__alias"  # the parameter name of an old option spelling: <field>__alias
 
 
 class ConfigError(FiagenError):
@@ -36,11 +35,18 @@ def setting(default: Any, help: str, **option: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, **option})
 
 
+def seed_setting(what: str) -> Any:
+    """The `seed` field: one meaning in every command (the root of each random choice it makes; a
+    pseudo-fake is a function of (seed, index, epoch) wherever it is drawn); `what` lists the choices."""
+    return setting(0, f"Root seed of this command's random choices: {what}. The same seed draws the same "
+                      f"pseudo-fakes in train, preview, generate and evaluate pseudo:.", min=0)
+
+
 def _hint(cls: type, name: str) -> Any:
     return typing.get_type_hints(cls)[name]
 
 
-def _scalar(hint: Any) -> type:
+def value_type(hint: Any) -> type:
     """The value type of a field: X of `X | None`, else str when the hint is not a plain type."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     kind = args[0] if args and typing.get_origin(hint) is not tuple else hint
@@ -96,7 +102,7 @@ def _typed(cls: type, name: str, value: Any) -> Any:
         return _number_tuple(value, len(args), name)
     if value is None:
         return None
-    kind = _scalar(hint)
+    kind = value_type(hint)
     try:
         if kind is bool:
             if isinstance(value, str):
@@ -121,16 +127,39 @@ def read_yaml(cls: type, path: str | Path, command: str, ignore: tuple[str, ...]
         raise ConfigError(f"cannot read config {p}: {message_line(err)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {p} must be a mapping of option: value")
-    names = {f.name for f in dataclasses.fields(cls)}
+    return from_mapping(cls, data, f"config {p}", command, ignore)
+
+
+def _old_keys(cls: type) -> dict[str, str]:
+    """{old spelling: field} of the fields of `cls` with an `alias` (YAML keys, underscores)."""
+    return {f.metadata["alias"].lstrip("-").replace("-", "_"): f.name
+            for f in dataclasses.fields(cls) if "alias" in f.metadata}
+
+
+def from_mapping(cls: type, data: Mapping[Any, Any], where: str, command: str, ignore: tuple[str, ...] = (),
+                 noun: str = "key") -> dict[str, Any]:
+    """Settings of `cls` from a mapping of option: value (dashes or underscores), checked and typed; an old
+    spelling counts as its new one with a deprecation line; an unknown key is a ConfigError naming `where`."""
+    names, old = {f.name for f in dataclasses.fields(cls)}, _old_keys(cls)
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name in ignore:
             continue
+        if name in old and name not in names:
+            deprecated(f"{where}: key '{key}'", f"'{old[name]}'")
+            name = old[name]
         if name not in names:
-            raise ConfigError(f"config {p}: unknown key {key!r} (see fiagen {command} --help)")
+            raise ConfigError(f"{where}: unknown {noun} {key!r} (see fiagen {command} --help)")
         out[name] = coerce(cls, name, value)
     return out
+
+
+def deprecated(what: str, use: str) -> None:
+    """The deprecation line of an old spelling (`what`) and its new one (`use`), on stderr."""
+    import click
+
+    click.echo(f"fiagen: warning: {what} is deprecated and goes in the next release; use {use}", err=True)
 
 
 def merged(cls: type, given: Mapping[str, Any], config_file: str | None, command: str) -> dict[str, Any]:
@@ -150,146 +179,3 @@ def to_yaml(values: Mapping[str, Any]) -> str:
     nested mappings inline."""
     return "".join(yaml.safe_dump({k: v}, sort_keys=False, default_flow_style=None if isinstance(v, (list, dict))
                                   else False) for k, v in values.items())
-
-
-def _option(f: dataclasses.Field, hint: Any) -> Callable:
-    """The click option of one config field."""
-    import click
-
-    meta, flag, default = f.metadata, "--" + f.name.replace("_", "-"), f.default
-    names = [*([meta["short"]] if "short" in meta else []), flag, f.name]
-    required = " Required (here or in the --config file)." if meta.get("required") else ""
-    kwargs: dict[str, Any] = {"default": default, "help": meta["help"] + required}
-    kind = _scalar(hint)
-    if meta.get("flag"):
-        return click.option(*names, is_flag=True, **kwargs)
-    if kind is bool and typing.get_origin(hint) is not tuple:
-        return click.option(f"{flag}/--no-{flag[2:]}", f.name, **kwargs)
-    if typing.get_origin(hint) is tuple:
-        kwargs["default"] = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
-        if "choices" in meta:
-            kwargs["callback"] = _comma_choices(meta["choices"])
-        elif "parse" in meta:
-            kwargs["callback"] = _parsed(meta["parse"])
-        return click.option(*names, **kwargs)
-    if "choices" in meta:
-        kwargs["type"] = click.Choice(meta["choices"])
-    elif "min" in meta:
-        kwargs["type"] = (click.IntRange if kind is int else click.FloatRange)(meta["min"], meta.get("max"))
-    elif meta.get("folder") or meta.get("file"):
-        kwargs["type"] = click.Path(file_okay=not meta.get("folder"), dir_okay=not meta.get("file"))
-    elif kind in (int, float):
-        kwargs["type"] = kind
-    if meta.get("output"):
-        kwargs["callback"] = output_folder
-    return click.option(*names, **kwargs)
-
-
-def _comma_choices(choices: tuple[str, ...]) -> Callable:
-    import click
-
-    def callback(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-        names = tuple(s.strip() for s in value.split(",") if s.strip())
-        if not names or any(s not in choices for s in names):
-            raise click.BadParameter(f"expected a comma list of {', '.join(choices)}; got {value!r}")
-        return names
-
-    return callback
-
-
-def _parsed(parse: Callable[[str], Any]) -> Callable:
-    import click
-
-    def callback(ctx: click.Context, param: click.Parameter, value: str) -> Any:
-        try:
-            return parse(value)
-        except FiagenError as err:
-            raise click.BadParameter(str(err)) from None
-
-    return callback
-
-
-def output_folder(ctx: Any, param: Any, value: str | None) -> str | None:
-    """An output folder option: one error line, not click's usage block, when it names a file."""
-    from fiagen.outputs import check_output_folder
-
-    return value if value is None else str(check_output_folder(Path(value)))
-
-
-def click_options(cls: type) -> Callable[[Callable], Callable]:
-    """A decorator adding `--config FILE`, `--dry-run` and one option per field of `cls` to a click command."""
-    import click
-
-    def decorate(func: Callable) -> Callable:
-        hints = typing.get_type_hints(cls)
-        for f in reversed(dataclasses.fields(cls)):
-            if f.metadata.get("option", True):
-                func = _option(f, hints[f.name])(func)
-            if "alias" in f.metadata:
-                func = click.option(f.metadata["alias"], f.name + ALIAS, hidden=True, default=None,
-                                    type=_scalar(hints[f.name]))(func)
-        func = click.option("--dry-run", is_flag=True, help="Print the resolved config (YAML) and exit.")(func)
-        return click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False, exists=True),
-                            help="YAML file of options (keys as below, dashes or underscores); command-line "
-                                 "options override it.")(func)
-
-    return decorate
-
-
-def given(ctx: Any, opts: Mapping[str, Any]) -> dict[str, Any]:
-    """The options the user gave on the command line (not left at their defaults); an old spelling
-    (`alias`) counts as its new one, with a deprecation line."""
-    import click
-    from click.core import ParameterSource
-
-    out = {}
-    for key, value in opts.items():
-        if ctx.get_parameter_source(key) is ParameterSource.DEFAULT:
-            continue
-        if key.endswith(ALIAS):
-            key = key[:-len(ALIAS)]
-            click.echo(f"fiagen: warning: --{_flag(ctx, key + ALIAS)} is deprecated and goes in the next release; "
-                       f"use --{key.replace('_', '-')}", err=True)
-        out[key] = value
-    return out
-
-
-def _flag(ctx: Any, dest: str) -> str:
-    return next(p.opts[0] for p in ctx.command.params if p.name == dest).lstrip("-")
-
-
-def resolve(cls: type, ctx: Any, opts: Mapping[str, Any], config_file: str | None, **fixed: Any) -> Any:
-    """A command's config: defaults < the --config file < the options given (< `fixed`); a `required`
-    field set by neither is click's one-line usage error."""
-    import click
-
-    values = {**merged(cls, given(ctx, opts), config_file, ctx.info_name), **fixed}
-    for f in dataclasses.fields(cls):
-        if f.metadata.get("required") and values.get(f.name) is None:
-            raise click.UsageError(f"Missing option '--{f.name.replace('_', '-')}'.", ctx)
-    return cls(**values)
-
-
-def printed(cfg: Any, dry_run: bool) -> bool:
-    """With --dry-run, print the resolved config (YAML, itself a valid --config file) and say so."""
-    import click
-
-    if dry_run:
-        click.echo(to_yaml(plain(cfg)), nl=False)
-    return dry_run
-
-
-def stage_command(group: Any, cls: type) -> Callable[[Callable], Any]:
-    """A command of `group` whose settings are the dataclass `cls` (its options, --config, --dry-run); the
-    decorated function gets the resolved config."""
-    import click
-
-    def decorate(fn: Callable) -> Any:
-        def command(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: Any) -> None:
-            cfg = resolve(cls, ctx, opts, config_file)
-            if not printed(cfg, dry_run):
-                fn(cfg)
-
-        return group.command(fn.__name__, help=fn.__doc__)(click.pass_context(click_options(cls)(command)))
-
-    return decorate

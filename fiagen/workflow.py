@@ -3,11 +3,11 @@ one Ray cluster, each with its own resources, skipping what is already complete.
 
     address: auto                # optional (or --address); default: a local Ray
     precompute: {src: ff++_c23, root: /data/FaceForensics++, out: out}
-    train: {run: runs/b4, workers: 4, gpus_per_worker: 1}          # shards default: precompute's out
+    train: {run: runs/b4, train_workers: 4, gpus_per_worker: 1}    # shards default: precompute's out
     bench: {suite: [cdf_v2, dfdc], root: /data}                    # ckpt default: train's run/best.pt
 
 precompute runs Ray tasks (CPU) and reconstruction actors (a GPU each when the cluster has GPUs) and
-rebuilds only missing shards; train runs through Ray Train on a cluster (`workers` workers with
+rebuilds only missing shards; train runs through Ray Train on a cluster (`train_workers` workers with
 `gpus_per_worker` GPUs each), is skipped when its last.pt has all its epochs and resumed when it has
 fewer; bench scores in Ray tasks and an inference actor and reuses every score already on disk.
 """
@@ -23,7 +23,7 @@ from typing import Any, Callable
 import yaml
 
 from fiagen.errors import FiagenError, message_line
-from fiagen.settings import coerce, plain, to_yaml
+from fiagen.settings import ConfigError, coerce, from_mapping, plain, to_yaml
 
 STAGES = ("precompute", "train", "bench")
 
@@ -58,17 +58,19 @@ def read_pipeline(path: Path) -> dict[str, Any]:
     return data
 
 
-def _settings(cls: type, section: Any, stage: str, **fixed: Any) -> Any:
-    """A stage's config dataclass from its YAML section (keys with dashes or underscores) plus fixed values."""
+def _values(cls: type, section: Any, stage: str) -> dict[str, Any]:
+    """The typed settings of `cls` in a stage's YAML section (as a --config file's, old spellings included)."""
     if not isinstance(section, dict):
         raise PipelineError(f"pipeline stage '{stage}' must be a mapping of option: value")
-    names = {f.name for f in dataclasses.fields(cls)}
-    values = {str(k).replace("-", "_"): v for k, v in section.items()}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise PipelineError(f"pipeline stage '{stage}': unknown option(s) {', '.join(unknown)} "
-                            f"(see fiagen {stage} --help)")
-    values = {k: coerce(cls, k, v) for k, v in values.items()}  # as a --config file's values
+    try:
+        return from_mapping(cls, section, f"pipeline stage '{stage}'", stage, noun="option")
+    except ConfigError as err:
+        raise PipelineError(str(err)) from None
+
+
+def _settings(cls: type, section: Any, stage: str, **fixed: Any) -> Any:
+    """A stage's config dataclass from its YAML section plus fixed values."""
+    values = _values(cls, section, stage)
     values.update({k: v for k, v in fixed.items() if v is not None})
     return cls(**values)
 
@@ -80,9 +82,9 @@ def _precompute_config(section: Any, address: str | None) -> Any:
 
 
 def _train_config(section: Any, address: str | None, shards: str | None) -> Any:
-    from fiagen.train.config import resolve_config
+    from fiagen.train.config import TrainConfig, resolve_config
 
-    values = {"shards": shards, **{str(k).replace("-", "_"): v for k, v in section.items()}}
+    values = {"shards": shards, **_values(TrainConfig, section, "train")}
     if address:
         values["address"] = address
     return resolve_config({k: v for k, v in values.items() if v is not None})

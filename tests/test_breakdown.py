@@ -180,7 +180,7 @@ def test_no_meta_no_breakdown_file(fia_shards: Path, tmp_path: Path) -> None:
 def test_pseudo_suite_end_to_end(fia_shards: Path, tiny_run: Path, ray_local, tmp_path: Path) -> None:
     out, ckpt = tmp_path / "eval", tiny_run / "last.pt"
     specs = (f"pseudo:{fia_shards}", f"pseudo:{fia_shards}:sbi")
-    result = bench(EvalConfig(suites=specs, ckpt=str(ckpt), out=str(out), workers=1, quiet=True))
+    result = bench(EvalConfig(suites=specs, ckpt=str(ckpt), out=str(out), concurrency=1, quiet=True))
     full, sbi = result.suites
     assert full.folder == out / f"pseudo-{fia_shards.name}-full-val" and sbi.folder.name.endswith("-sbi-val")
     for name in ("frames.parquet", "videos.parquet", "table.csv", "table.md", "table.tex", "report.json", "roc.png"):
@@ -230,7 +230,7 @@ def test_pseudo_suite_end_to_end(fia_shards: Path, tiny_run: Path, ray_local, tm
     printed = render_bench(result)
     assert "3 val frames and their full pseudo-fakes, 6 crops scored (6 now, 0 reused)" in printed
 
-    again = evaluate(EvalConfig(suites=specs[:1], ckpt=str(ckpt), out=str(out), workers=1, quiet=True))
+    again = evaluate(EvalConfig(suites=specs[:1], ckpt=str(ckpt), out=str(out), concurrency=1, quiet=True))
     assert again.report["conditions"]["raw"]["videos_reused"] == 6
     assert again.table.equals(full.table)
 

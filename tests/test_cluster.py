@@ -171,7 +171,7 @@ def test_precompute_on_two_node_cluster_matches_local_run(ffpp_root: Path, two_n
     # Ray's own record: the extract tasks ran on both nodes, as many per node as run.json says.
     report = read_run_report(cluster_out)
     assert report["config"]["address"] == two_node_cluster.address
-    assert report["config"]["resolved_workers"] == 2  # the cluster's CPUs: one per node
+    assert report["config"]["resolved_concurrency"] == 2  # the cluster's CPUs: one per node
     assert set(report["nodes"]) == nodes
     assert state["tasks_by_node"]["_extract_remote"] == {n: v["videos"] for n, v in report["nodes"].items()}
     assert all(v["videos"] >= 1 for v in report["nodes"].values())

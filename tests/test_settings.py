@@ -15,8 +15,9 @@ from fiagen.settings import ConfigError, coerce
 # Per stage: options that differ from the defaults in every kind of field (text, number, comma list, switch).
 STAGES = {
     "precompute": ["--src", "folder:TMP/videos", "--out", "TMP/out", "--splits", "val,test", "--frames", "4",
-                   "--limit", "2", "--compression", "gzip", "--quiet"],
-    "train": ["--shards", "TMP/out", "--epochs", "3", "--lambdas", "1,2,0.5", "--no-affs", "--loader-workers", "0"],
+                   "--limit", "2", "--compression", "gzip", "--concurrency", "2", "--quiet"],
+    "train": ["--shards", "TMP/out", "--epochs", "3", "--lambdas", "1,2,0.5", "--no-affs", "--loader-workers", "0",
+              "--train-workers", "2"],
     "evaluate": ["--suite", "folder:TMP/set", "--ckpt", "TMP/run/best.pt", "--perturb", "blur,jpeg", "--levels", "1,3",
                  "--face", "whole", "--min-face-score", "0.25", "--quiet"],
     "bench": ["--suite", "ff++,dfd", "--suite", "pseudo:TMP/out:sbi", "--level", "frame", "--limit", "5"],
@@ -70,6 +71,39 @@ def test_an_old_option_spelling_still_works_with_a_deprecation_line(tmp_path: Pa
     assert "--workers is deprecated" in result.stderr and "use --loader-workers" in result.stderr
 
 
+@pytest.mark.parametrize("stage, new", [("precompute", "concurrency"), ("evaluate", "concurrency"),
+                                        ("bench", "concurrency"), ("demo", "concurrency"), ("train", "train_workers")])
+def test_each_meaning_of_workers_has_its_own_word(stage: str, new: str, tmp_path: Path) -> None:
+    """Ray tasks at once: --concurrency; Ray Train workers: --train-workers; DataLoader processes:
+    --loader-workers. --workers (and a `workers:` key) still mean what they meant, with a deprecation line."""
+    args = {"evaluate": ["--suite", f"folder:{tmp_path}"], "train": ["--shards", str(tmp_path)]}.get(stage, [])
+    helptext = CliRunner().invoke(cli, [stage, "--help"]).output
+    assert f"--{new.replace('_', '-')} " in helptext and "--workers" not in helptext
+    result = CliRunner().invoke(cli, [stage, *args, "--workers", "3", "--dry-run"])
+    assert result.exit_code == 0 and f"\n{new}: 3\n" in "\n" + result.stdout, result.output
+    assert f"--workers is deprecated and goes in the next release; use --{new.replace('_', '-')}" in result.stderr
+    (tmp_path / "c.yaml").write_text("workers: 2\n")
+    result = CliRunner().invoke(cli, [stage, *args, "--config", str(tmp_path / "c.yaml"), "--dry-run"])
+    assert result.exit_code == 0 and f"\n{new}: 2\n" in "\n" + result.stdout, result.output
+    assert f"key 'workers' is deprecated and goes in the next release; use '{new}'" in result.stderr
+
+
+def test_a_pipeline_file_takes_old_keys_too(tmp_path: Path) -> None:
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(f"precompute: {{out: {tmp_path / 'out'}, workers: 3}}\ntrain: {{workers: 2}}\n")
+    result = CliRunner().invoke(cli, ["run", str(pipeline), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "  concurrency: 3\n" in result.stdout and "  train_workers: 2\n" in result.stdout
+    assert "pipeline stage 'train': key 'workers' is deprecated" in result.stderr
+
+
+def test_seed_has_one_meaning_in_every_command() -> None:
+    for stage in ("train", "preview", "generate", "evaluate", "bench", "inspect", "demo"):
+        helptext = " ".join(CliRunner().invoke(cli, [stage, "--help"]).output.split()).replace("- ", "-")
+        assert "--seed INTEGER RANGE Root seed of this command's random choices:" in helptext, stage
+        assert "The same seed draws the same pseudo-fakes in train, preview, generate and evaluate pseudo:" in helptext
+
+
 def test_inspect_still_takes_the_folder_as_a_positional_argument(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["inspect", str(tmp_path), "--dry-run"])
     assert result.exit_code == 0 and f"shards: {tmp_path}\n" in result.stdout
@@ -84,7 +118,7 @@ def test_a_required_setting_may_come_from_the_config_file(tmp_path: Path) -> Non
 
 def test_a_pipeline_printed_by_run_dry_run_resolves_to_itself(tmp_path: Path) -> None:
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(f"precompute: {{out: {tmp_path / 'out'}, frames: 4}}\ntrain: {{epochs: 2, workers: 2}}\n"
+    pipeline.write_text(f"precompute: {{out: {tmp_path / 'out'}, frames: 4}}\ntrain: {{epochs: 2, train_workers: 2}}\n"
                         f"bench: {{suite: all, perturb: blur}}\n")
     printed = dry_run(["run", str(pipeline)])
     assert f"  shards: {tmp_path / 'out'}\n" in printed  # train reads what precompute writes

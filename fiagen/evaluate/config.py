@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from fiagen.errors import FiagenError
 from fiagen.evaluate.perturb import LEVELS, parse_levels, parse_perturb
-from fiagen.settings import setting
+from fiagen.settings import seed_setting, setting
 
 if TYPE_CHECKING:  # the command line reads EvalConfig; pandas and Ray load when a stage runs
     import pandas as pd
@@ -42,16 +42,16 @@ class EvalConfig:
                                  "DFD, DFDC(P) and folders; frame for DF40, DiFF and DeepfakeBench JSONs.",
                          choices=("auto", "frame", "video"))
     batch_size: int = setting(64, "Crops per forward pass.", min=1)
-    workers: int | None = setting(None, "Decode/detect tasks at once. Default: all cores (local) or all cluster "
-                                        "CPUs (--address).", min=1)
+    concurrency: int | None = setting(None, "Ray tasks at once (decode/detect). Default: all cores (local) or all "
+                                            "cluster CPUs (--address).", min=1, alias="--workers")
     address: str | None = setting(None, "Ray cluster address ('auto' on a cluster node, or ray://HOST:PORT). "
                                         "Default: a local Ray.")
     perturb: tuple[str, ...] = setting((), "Also score under perturbations (comma list): blur, block, contrast, "
                                            "jpeg, saturation, noise, pixelate (DeeperForensics levels) -> R_AUC "
                                            "table and plot.", parse=parse_perturb)
     levels: tuple[int, ...] = setting(LEVELS, "Perturbation levels: a range 1-5 or a list 1,3,5.", parse=parse_levels)
-    seed: int = setting(0, "Seed of the perturbations' random parts (block positions, noise), and of a pseudo: "
-                           "suite's draws (as training's --seed: 0 gives a seed-0 run's val pairs).")
+    seed: int = seed_setting("the perturbations' random parts (block positions, noise) and a pseudo: suite's "
+                             "pairs (0 gives a seed-0 run's val pairs)")
     limit: int | None = setting(None, "Only the first N videos of each suite (pseudo: suites: N frames) (quick "
                                       "tries).", min=1)
     chunk: int = setting(64, "Videos per appended score chunk (resume granularity).", min=1)

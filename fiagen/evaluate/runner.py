@@ -49,7 +49,7 @@ def bench(cfg: EvalConfig, inputs: EvalInputs | None = None) -> BenchResult:
         raise SourceError("--perturb applies to suites of videos and images; a pseudo: suite is scored raw only")
     info = checkpoint_info(ckpt)
     with hold_folder(out):
-        with ray_session(cfg.address, cfg.workers) as concurrency:
+        with ray_session(cfg.address, cfg.concurrency) as concurrency:
             scorer = scorer_actor(ckpt, cfg.batch_size)
             try:
                 for spec, listing in listings.items():

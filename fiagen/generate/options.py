@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fiagen.ablations import ABLATIONS
-from fiagen.settings import setting
+from fiagen.settings import seed_setting, setting
 
 AFFINE_HELP = ("SBI's spatial step (random affine of the blended-in side and mask, elastic deformation of every "
                "mask type); on in every recipe (METHOD.md §2.3b).")
-SEED_HELP = "Seed of the draws (pair = f(seed, index, epoch))."
 
 
 @dataclass(frozen=True)
@@ -21,7 +20,7 @@ class PreviewConfig:
     n: int = setting(16, "Pairs in the grid (spread over the split).", min=1, short="-n")
     out: str = setting("grid.png", "The PNG to write.", file=True)
     split: str = setting("train", "Split whose frames are shown.")
-    seed: int = setting(0, SEED_HELP, min=0)
+    seed: int = seed_setting("the pairs drawn (pair = f(seed, index, epoch))")
     epoch: int = setting(0, "Epoch of the draws.", min=0)
     size: int = setting(380, "Side of the generated pairs (px).", min=16)
     tile: int = setting(192, "Side of each image in the grid (px).", min=32)
@@ -44,7 +43,7 @@ class ExportConfig:
                                  "FIA-USA/{real,fake}/frames/..., FIA-USA/fake/masks/... and FIA-USA.json (labels "
                                  "FIA-USA-real/-fake). Both write pairs.csv.", choices=("png", "deepfakebench"))
     split: str = setting("train", "Split whose frames are used.")
-    seed: int = setting(0, SEED_HELP, min=0)
+    seed: int = seed_setting("the pairs drawn (pair = f(seed, index, epoch))")
     size: int = setting(380, "Side of the written images (px).", min=16)
     ablation: str = setting("full", "Pseudo-fake recipe (Table 6a).", choices=ABLATIONS)
     affine: bool = setting(True, AFFINE_HELP)

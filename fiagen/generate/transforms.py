@@ -58,12 +58,12 @@ def _hue_rotation(degrees: float) -> np.ndarray:
 class ColourJitter:
     """A colour change with explicit parameters; identity when every field is neutral."""
 
-    shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    hue: float = 0.0
-    saturation: float = 1.0
-    value: float = 1.0
-    brightness: float = 0.0
-    contrast: float = 0.0
+    shift: tuple[float, float, float] = (0.0, 0.0, 0.0)  # grey levels added per RGB channel
+    hue: float = 0.0  # degrees about the grey axis
+    saturation: float = 1.0  # scale
+    value: float = 1.0  # scale
+    brightness: float = 0.0  # fraction of 255 added
+    contrast: float = 0.0  # gain - 1 about the mean grey
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ranges: ColourRanges) -> "ColourJitter":
@@ -124,13 +124,13 @@ def sharpen_kernel(alpha: float, lightness: float) -> np.ndarray:
 class FrequencyOp:
     """One frequency change: random down-then-up scale (nearest down, bilinear up), sharpen, Gaussian blur or JPEG."""
 
-    op: str
-    factor: int = 2
-    alpha: float = 0.0
-    lightness: float = 0.0
-    ksize: int = 3
-    sigma: float = 1.0
-    quality: int = 90
+    op: str  # one of FREQ_OPS; the fields below serve the op named
+    factor: int = 2  # downscale
+    alpha: float = 0.0  # sharpen
+    lightness: float = 0.0  # sharpen
+    ksize: int = 3  # blur
+    sigma: float = 1.0  # blur
+    quality: int = 90  # jpeg
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ops: tuple[str, ...] = FREQ_OPS) -> "FrequencyOp":

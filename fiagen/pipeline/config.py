@@ -12,7 +12,7 @@ from fiagen.manifests.sources import SPLITS, SourceListing
 from fiagen.pipeline.faces import PASSES
 from fiagen.pipeline.reconstruct import ReconstructorSpec, parse_spec, resolve_spec
 from fiagen.pipeline.shards import SCHEMA_VERSION
-from fiagen.settings import setting
+from fiagen.settings import seed_setting, setting
 
 MODELS_DIR = "models"
 
@@ -35,8 +35,8 @@ class PrecomputeConfig:
     frames: int = setting(32, "Frames sampled per video, spread uniformly.", min=1)
     shard_size: int = setting(256, "Frames per shard at most (whole videos per shard: shard-size // frames, at "
                                    "least one).", min=1)
-    workers: int | None = setting(None, "Videos processed at once. Default: all cores (local) or all cluster CPUs "
-                                        "(--address).", min=1)
+    concurrency: int | None = setting(None, "Ray tasks at once (videos in flight). Default: all cores (local) or all "
+                                            "cluster CPUs (--address).", min=1, alias="--workers")
     address: str | None = setting(None, "Ray cluster address ('auto' on a cluster node, or ray://HOST:PORT). "
                                         "Default: a local Ray.")
     ae: str = setting("builtin", "Autoencoder reconstructor AE(I): builtin (a small conv AE fit on the source's "
@@ -102,7 +102,7 @@ class InspectConfig:
     draw: int = setting(0, "Write N frames with landmarks, face box and forehead arc; when the shards hold "
                            "reconstructions, as original | AE | SR with their PSNRs.", min=0)
     to: str | None = setting(None, "Folder for the drawn PNGs. Default: SHARDS/inspect.", folder=True)
-    seed: int = setting(0, "Which frames --draw picks (spread over the manifest, seeded).")
+    seed: int = seed_setting("which frames --draw picks (spread over the manifest)")
 
 
 @dataclass

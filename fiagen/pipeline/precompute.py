@@ -163,7 +163,7 @@ def precompute(cfg: PrecomputeConfig) -> PrecomputeReport:
         concurrency, written = 0, []
         try:
             if todo:
-                with ray_session(cfg.address, cfg.workers) as concurrency:
+                with ray_session(cfg.address, cfg.concurrency) as concurrency:
                     pool, models_start = None, time.perf_counter()
                     if builtin:
                         prepare_builtin(builtin, fit_pool, out / MODELS_DIR, cfg.fit_settings(), cfg.fit_videos,

@@ -118,7 +118,7 @@ def run_report(cfg: PrecomputeConfig, listing: SourceListing, fingerprint: dict[
     return {
         "fiagen_version": __version__,
         "status": "complete",
-        "config": {**asdict(cfg), "splits": list(cfg.splits), "resolved_workers": concurrency},
+        "config": {**asdict(cfg), "splits": list(cfg.splits), "resolved_concurrency": concurrency},
         "fingerprint": fingerprint,
         "versions": _versions(),
         "counts": {

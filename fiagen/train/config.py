@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from fiagen.ablations import ABLATIONS
 from fiagen.files import write_text
-from fiagen.settings import ConfigError, coerce, plain, read_yaml, setting, to_yaml
+from fiagen.settings import ConfigError, coerce, plain, read_yaml, seed_setting, setting, to_yaml
 
 CONFIG_NAME = "config.yaml"
 RESOLVED_KEY = "resolved"  # what the settings resolve to (written, never read back)
@@ -57,7 +57,7 @@ class TrainConfig:
     ablation: str = setting("full", "Pseudo-fake ablation (Table 6a): " + ", ".join(ABLATIONS) + ".")
     affine: bool = setting(True, "SBI's spatial step in every recipe (METHOD.md §2.3b): random affine of the "
                               "blended-in side and its mask, elastic deformation of every mask type.")
-    seed: int = setting(0, "Seed of every random choice (pseudo-fakes, order, init).")
+    seed: int = seed_setting("the pseudo-fakes (f(seed, index, epoch)), batch order, init, dropout")
     loader_workers: int | None = setting(None, "DataLoader processes per training worker, started once and kept for "
                                             "the whole run (0: in the main process). Default: min(4, CPU cores).")
     val_limit: int | None = setting(None, "Validate on the first N val frames only (quick tries). Default: all.")
@@ -69,10 +69,11 @@ class TrainConfig:
     channels_last: bool = setting(True, "channels_last memory format on CUDA (ignored on CPU).")
     drop_rate: float = setting(0.0, "Dropout before the classifier.")
     drop_path_rate: float = setting(0.0, "Stochastic depth rate of the backbone.")
-    workers: int = setting(1, "Ray Train data-parallel workers (1: one local process, no Ray).")
+    train_workers: int = setting(1, "Ray Train data-parallel workers (1: one local process, no Ray).",
+                                 alias="--workers")
     gpus_per_worker: float = setting(0.0, "GPUs per Ray Train worker (0: CPU workers).")
     address: str | None = setting(None, "Ray cluster address ('auto' on a cluster node): the run goes through "
-                                     "Ray Train there. Default: one local process, or a local Ray for --workers > 1.")
+                                     "Ray Train there. Default: one local process, or a local Ray for --train-workers > 1.")
     resume: bool = setting(False, "Continue RUN/last.pt exactly (model, optimizer, schedule, RNG, step).", flag=True)
     quiet: bool = setting(False, "No progress bar.", flag=True)
 
@@ -88,7 +89,7 @@ class TrainConfig:
              "boundary must be LOW,HIGH with 0 <= LOW < HIGH <= 1"),
             (0.0 < self.affs_ratio <= 1.0, "affs_ratio must be in (0, 1]"),
             (self.ablation in ABLATIONS, f"ablation must be one of {', '.join(ABLATIONS)}"),
-            (self.workers >= 1 and self.gpus_per_worker >= 0, "workers must be >= 1, gpus_per_worker >= 0"),
+            (self.train_workers >= 1 and self.gpus_per_worker >= 0, "train_workers must be >= 1, gpus_per_worker >= 0"),
             ((self.loader_workers or 0) >= 0 and self.val_every >= 1 and self.save_every >= 0,
              "bad loader/val/save count"),
             (self.max_nonfinite >= 1, "max_nonfinite must be >= 1"),

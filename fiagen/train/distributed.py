@@ -1,4 +1,4 @@
-"""Data-parallel training through Ray Train's TorchTrainer (`--workers N --gpus-per-worker G`).
+"""Data-parallel training through Ray Train's TorchTrainer (`--train-workers N --gpus-per-worker G`).
 
 Every worker runs the same loop (`run_training`) on its share of each epoch (DistributedSampler with
 set_epoch); gradients are averaged by DDP; rank 0 validates with the others' scores gathered, writes
@@ -40,7 +40,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def train_distributed(cfg: TrainConfig) -> TrainResult:
-    """Run `cfg.workers` Ray Train workers (local Ray unless `cfg.address`); return what rank 0 wrote."""
+    """Run `cfg.train_workers` Ray Train workers (local Ray unless `cfg.address`); return what rank 0 wrote."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -48,12 +48,12 @@ def train_distributed(cfg: TrainConfig) -> TrainResult:
 
     run = Path(cfg.run).resolve()
     resources = {"CPU": 1, **({"GPU": cfg.gpus_per_worker} if cfg.gpus_per_worker else {})}
-    local_cpus = None if cfg.address else max(os.cpu_count() or 1, cfg.workers)
+    local_cpus = None if cfg.address else max(os.cpu_count() or 1, cfg.train_workers)
     with ray_session(cfg.address, local_cpus):
         trainer = TorchTrainer(
             _worker,
             train_loop_config={"cfg": {**cfg.to_dict(), "run": str(run), "shards": str(Path(cfg.shards).resolve())}},
-            scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus_per_worker > 0,
+            scaling_config=ScalingConfig(num_workers=cfg.train_workers, use_gpu=cfg.gpus_per_worker > 0,
                                          resources_per_worker=resources),
             run_config=RunConfig(name=run.name, storage_path=str(run / "ray"),
                                  failure_config=FailureConfig(max_failures=0)),

@@ -1,7 +1,7 @@
 """`train(cfg)`: the training stage's one entry point, used by `fiagen train`, `fiagen run` and the demo.
 
 It picks where the loop runs: in this process, or on Ray Train workers (`train/distributed.py`) when
-`cfg.workers` > 1 or a Ray `cfg.address` is given.
+`cfg.train_workers` > 1 or a Ray `cfg.address` is given.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from fiagen.train.pretrained import fetch, resolve_init
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Run `fiagen train` (the CLI's and `fiagen run`'s entry): one local process, or Ray Train workers when
-    `cfg.workers` > 1 or a Ray `cfg.address` is given. The backbone's weights are fetched (or found missing:
+    `cfg.train_workers` > 1 or a Ray `cfg.address` is given. The backbone's weights are fetched (or found missing:
     one error line) before any data is read."""
     if not cfg.resume:
         fetch(resolve_init(cfg.backbone, cfg.pretrained))
     with hold_folder(cfg.run):  # one run per folder; before Ray starts
-        if cfg.address or cfg.workers > 1:
+        if cfg.address or cfg.train_workers > 1:
             from fiagen.train.distributed import train_distributed
 
             check_run_folder(cfg)  # before starting Ray
