@@ -4,17 +4,23 @@ kill-and-resume, Ray Train, the non-finite guard.
 The real-shard learning runs start from the ImageNet tf_efficientnet_lite0 of its PyPI wheel (offline) at
 96 px, batch 8, SAM at lr 0.02, on seven identities' pseudo-fakes (builtin AE/SR fit for 150 steps), and
 are validated on the pseudo-fakes of an eighth, held-out identity. The full FIA-USA recipe (AFFS, RCR,
-SBI's spatial step) learns, but reaches 0.9 overall only with more steps than this suite can spend:
-measured (seed 0, 56 steps an epoch, about 65 s an epoch on 2 idle cores) val AUC 0.54, 0.66, 0.70, 0.75
-after epochs 1-4 of a 4-epoch run. Its breakdown (val_breakdown.csv) says why: whole-face masks are
-caught at once (hull81 1.0 after one epoch, 0.96 at the end; rect4 0.65 -> 0.90), SR traces too (0.59 ->
-0.94), while the micro masks stay near chance (eyes 0.47 -> 0.63, mouth 0.55 -> 0.68, eyes+mouth 0.42 ->
-0.76): an eye is about 10x5 px in a 96 px crop, and 60% of the recipe's fakes are micro masks, many at
-blend ratio 0.25-0.75 with no reconstruction (original 0.54 -> 0.69). More steps alone do not close the
-gap: 8 epochs at 96 px plateau at 0.70-0.77 (best 0.768, about 30 s an epoch on idle cores); resolution
-helps: 6 epochs at 128 px rise 0.68 -> 0.79 (eyes 0.68, mouth 0.79, eyes+mouth 0.87, AE 0.96, SR 0.92),
-still short of 0.9. The run here is 3 epochs at 96 px and checks that the recipe learns (from near chance
-to >= 0.65) and that the whole-face and SR groups are caught.
+SBI's spatial step) learns, but does not reach 0.9 on a held-out identity at any size or length this
+suite (or this machine) can afford. Measured with benchmarks/bench_learning.py (seed 0, 56 steps an
+epoch; seconds per epoch on 2 idle cores):
+- 96 px (23 s): 0.54, 0.66, 0.70, 0.75 after epochs 1-4; 8 epochs plateau at 0.70-0.77 (best 0.768).
+- 128 px (46 s): 12 epochs plateau at 0.72-0.80 (best 0.801 at epoch 7, last 0.753) while the train BCE
+  keeps falling (0.65 -> 0.42): a gap to the unseen identity, not too few steps.
+- 160 px (82 s): 0.69, 0.69, 0.72, 0.79, 0.75, 0.79, 0.80, 0.82 in 8 epochs (11 min), still short of 0.9.
+- Neither more identities nor other step settings close it: 12 train identities (real_videos_more added),
+  96 px, 6 epochs (576 steps): best 0.744; 96 px 4 epochs with RCR off: 0.741 (on: 0.747), lr 0.05: 0.697,
+  batch 16 at lr 0.04: 0.694.
+Its breakdown (val_breakdown.csv) says what is missing: AE and SR traces are caught (0.96 each at 160 px)
+and so are whole faces early (hull81 1.0 after one epoch at 96 px), while fakes whose inside is the
+original frame (recon:original, half of the recipe's draws) stay at 0.67-0.75 at every size; among them
+micro masks (an eye is about 10x5 px in a 96 px crop; eyes 0.63 at 96 px, 0.79 at 160 px) and blend
+ratio 1, where no ghosting shows and only the soft boundary of a shifted, recoloured region remains
+(ratio 1: 0.63-0.78, ratio 0.5: 0.86-0.93). The run here is 3 epochs at 96 px and checks that the recipe
+learns (from near chance to >= 0.65) and that the whole-face and SR groups are caught.
 The sbi ablation (hull masks only) learns in one epoch (0.86 after 56 steps); its test runs two.
 The synthetic run checks val selection, the schedule and AFFS on pairs whose fake carries a
 colour-shifted soft region, in seconds.
