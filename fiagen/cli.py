@@ -217,7 +217,7 @@ def generate(cfg: ExportConfig) -> None:
     with _warnings_as_lines():
         report = export_pairs(Path(cfg.shards), Path(cfg.export), n=cfg.n, fmt=cfg.format, split=cfg.split,
                               seed=cfg.seed, size=cfg.size, ablation=cfg.ablation, augment=cfg.augment,
-                              workers=cfg.loader_workers, quiet=cfg.quiet, config=GenerateConfig(affine=cfg.affine))
+                              loader_workers=cfg.loader_workers, quiet=cfg.quiet, config=GenerateConfig(affine=cfg.affine))
     extra = f", {report.dataset_json}" if report.dataset_json else ""
     counts = report.pairs["recon"].value_counts().to_dict()
     click.echo(f"wrote {len(report.pairs)} pairs to {report.dest} (pairs.csv{extra}); reconstructions used: {counts}")

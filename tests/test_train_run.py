@@ -265,7 +265,7 @@ def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, tmp_p
 def test_ray_train_with_two_cpu_workers(shards_small: Path, ray_local, tmp_path):
     cfg = TrainConfig(shards=str(shards_small), run=str(tmp_path / "ray"), backbone="test_efficientnet", pretrained="none",
                       size=64,
-                      batch_size=4, epochs=1, loader_workers=0, affs_batches=2, quiet=True, workers=2)
+                      batch_size=4, epochs=1, loader_workers=0, affs_batches=2, quiet=True, train_workers=2)
     result = train(cfg)
     per_worker = -(-train_frames(shards_small) // 2)  # DistributedSampler: each worker takes half, padded
     assert result.steps == per_worker // 4 >= 2

@@ -82,7 +82,7 @@ class _Writer(Dataset):
 
 
 def export_pairs(shards: Path, dest: Path, n: int, fmt: str = "png", split: str = "train", seed: int = 0,
-                 size: int = 380, ablation: str = "full", augment: bool = False, workers: int = 0,
+                 size: int = 380, ablation: str = "full", augment: bool = False, loader_workers: int = 0,
                  quiet: bool = False, config: GenerateConfig | None = None) -> ExportReport:
     """Write n pairs of a split (training draws; the shared post-blend augmentations only with
     augment=True) in a layout of FORMATS; return what was written."""
@@ -94,7 +94,7 @@ def export_pairs(shards: Path, dest: Path, n: int, fmt: str = "png", split: str 
     ds = FIAUSADataset(shards, split=split, size=size, seed=seed, train=True, ablation=ablation, config=config)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    loader = pair_loader(_Writer(ds, dest, fmt, n), None, num_workers=workers)
+    loader = pair_loader(_Writer(ds, dest, fmt, n), None, num_workers=loader_workers)
     rows = []
     with stage_progress(quiet, unit="pairs") as bar:
         task = bar.add_task("export", total=n, rate="")
