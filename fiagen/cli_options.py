@@ -19,7 +19,6 @@ ALIAS = "__alias"  # the parameter name of an old option spelling: <field>__alia
 
 def _option(f: dataclasses.Field, hint: Any) -> Callable:
     """The click option of one config field."""
-
     meta, flag, default = f.metadata, "--" + f.name.replace("_", "-"), f.default
     names = [*([meta["short"]] if "short" in meta else []), flag, f.name]
     required = " Required (here or in the --config file)." if meta.get("required") else ""
@@ -118,7 +117,6 @@ def _flag(ctx: Any, dest: str) -> str:
 def resolve(cls: type, ctx: Any, opts: Mapping[str, Any], config_file: str | None, **fixed: Any) -> Any:
     """A command's config: defaults < the --config file < the options given (< `fixed`); a `required`
     field set by neither is click's one-line usage error."""
-
     values = {**merged(cls, given(ctx, opts), config_file, ctx.info_name), **fixed}
     for f in dataclasses.fields(cls):
         if f.metadata.get("required") and values.get(f.name) is None:
@@ -128,7 +126,6 @@ def resolve(cls: type, ctx: Any, opts: Mapping[str, Any], config_file: str | Non
 
 def printed(cfg: Any, dry_run: bool) -> bool:
     """With --dry-run, print the resolved config (YAML, itself a valid --config file) and say so."""
-
     if dry_run:
         click.echo(to_yaml(plain(cfg)), nl=False)
     return dry_run
