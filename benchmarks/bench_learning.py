@@ -57,7 +57,8 @@ def train_recipe(shards: Path, run: Path, ablation: str, args: argparse.Namespac
     """One run of `ablation`; its val AUCs, best, seconds and last breakdown."""
     cfg = TrainConfig(shards=str(shards), run=str(run), backbone=args.backbone, pretrained="auto", size=args.size,
                       batch_size=args.batch, epochs=args.epochs, lr=args.lr, ablation=ablation, affs_batches=4,
-                      loader_workers=args.loader_workers, device=args.device, quiet=True)
+                      loader_workers=args.loader_workers, device=args.device, seed=args.seed,
+                      channels_last=not args.contiguous, quiet=True)
     start = time.perf_counter()
     result = train(cfg)
     seconds = time.perf_counter() - start
@@ -89,6 +90,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--loader-workers", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0, help="The runs' seed (pseudo-fakes, batch order, head init).")
+    parser.add_argument("--contiguous", action="store_true", help="Train in the NCHW memory format instead of "
+                                                                  "channels_last (train's default).")
     parser.add_argument("--target", type=float, default=0.9)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -98,7 +102,8 @@ def main() -> None:
         shards = args.shards or identity_shards(args.data, Path(tmp), args.held_out, args.more, args.frames,
                                                 args.fit_steps)
         results = {a: train_recipe(shards, Path(tmp) / f"run-{a}", a, args) for a in args.ablation.split(",")}
-    setting = {k: getattr(args, k) for k in ("backbone", "size", "epochs", "batch", "lr", "held_out", "more")}
+    setting = {k: getattr(args, k) for k in ("backbone", "size", "epochs", "batch", "lr", "held_out", "more", "seed",
+                                             "contiguous")}
     print(json.dumps({"setting": setting, "recipes": results,
                       "target_met": all(r["best"] >= args.target for r in results.values())}))
 

@@ -3,12 +3,13 @@
 Both models share the backbone, SAM over SGD, and the batch of FIA-USA pairs; their steps are timed
 alternately on the same prefetched batches (median of --steps), so the ratio is compute only. Then the
 full model trains for --steps more steps fed by the DataLoader (--loader-workers processes), and the
-time spent waiting for the next batch over the step time is reported.
+time spent waiting for the next batch over the step time is reported. Both models are in channels_last
+memory format, as `fiagen train` runs them (`--contiguous` times the NCHW layout instead).
 
 Shards: --shards OUT, or a small precompute of the shared real videos (FIAGEN_TEST_DATA or --data).
 Last line: a JSON object with step_ratio and data_wait_fraction (and pairs/s of both models).
 
-    python benchmarks/bench_train.py [--backbone efficientnet_b0] [--size 128] [--batch 8] [--steps 8]
+    python benchmarks/bench_train.py [--backbone efficientnet_b0] [--size 128] [--batch 8] [--steps 8] [--contiguous]
     python benchmarks/bench_train.py --backbone efficientnet_b4 --size 380 --batch 12 --device cuda  # a GPU
 """
 
@@ -59,6 +60,8 @@ def main() -> None:
     parser.add_argument("--loader-workers", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU.")
+    parser.add_argument("--contiguous", action="store_true", help="Time the models in the contiguous (NCHW) memory "
+                                                                  "format instead of channels_last (train's default).")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     device = resolve_device(args.device)
@@ -71,7 +74,7 @@ def main() -> None:
         ds = FIAUSADataset(shards, split="train", size=args.size, seed=0, train=True)
         ctx = Context(device=device)
         full_cfg = TrainConfig(shards=str(shards), backbone=args.backbone, size=args.size, batch_size=args.batch,
-                               loader_workers=args.loader_workers)
+                               loader_workers=args.loader_workers, channels_last=not args.contiguous)
         loader, sampler = make_train_loader(ds, full_cfg, ctx)
         batches = [b for _, b in zip(range(2), loader)]
 
@@ -79,10 +82,10 @@ def main() -> None:
         detector = build_detector(args.backbone, args.size).to(device)
         selection = select_channels(detector, batches, affs_widths(detector.stage_channels), device)
         plain_cfg = TrainConfig(shards=str(shards), backbone=args.backbone, size=args.size, batch_size=args.batch,
-                                lambdas=(1.0, 0.0, 0.0))
+                                lambdas=(1.0, 0.0, 0.0), channels_last=not args.contiguous)
         full = TrainNet(detector, selection.indices, default_fpn_channels(args.backbone)).to(device)
         plain = TrainNet(build_detector(args.backbone, args.size)).to(device)
-        if device.type == "cuda":
+        if full_cfg.channels_last:
             full.to(memory_format=torch.channels_last)
             plain.to(memory_format=torch.channels_last)
         runs = {"full": (full, full_cfg), "plain": (plain, plain_cfg)}
@@ -123,12 +126,13 @@ def main() -> None:
         "backbone": args.backbone, "size": args.size, "batch_pairs": args.batch, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "loader_workers": args.loader_workers,
+        "memory_format": "contiguous" if args.contiguous else "channels_last",
         "affs_kept": [len(i) for i in selection.indices], "fpn_channels": default_fpn_channels(args.backbone),
         "full_step_s": step["full"], "plain_step_s": step["plain"],
         "pairs_per_s_full": args.batch / step["full"], "pairs_per_s_plain": args.batch / step["plain"],
         "step_ratio": step["full"] / step["plain"], "data_wait_fraction": wait / total,
     }
-    print(f"{args.backbone} @ {args.size}px, {args.batch} pairs, {result['device_name']}: full {step['full']:.3f} s/step "
+    print(f"{args.backbone} @ {args.size}px, {args.batch} pairs, {result['device_name']}, {result['memory_format']}: full {step['full']:.3f} s/step "
           f"({result['pairs_per_s_full']:.1f} pairs/s), plain {step['plain']:.3f} s/step; ratio {result['step_ratio']:.3f}; "
           f"waiting for data {100 * result['data_wait_fraction']:.1f}% of step time")
     print(json.dumps(result))

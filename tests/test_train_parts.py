@@ -216,6 +216,8 @@ def test_checkpoint_round_trip_with_weights_only(tiny_net: TrainNet, tmp_path):
     assert raw["info"]["epoch"] == 3 and raw["fpn"]["selection"][1] == [1, 2]
     det, info = load_detector(path)
     assert not det.training
+    convs = [p for p in det.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)  # NHWC: faster on CPU too
     assert {k: info[k] for k in ("size", "backbone", "train_data", "epoch", "val_auc")} == \
         {"size": 64, "backbone": "resnet10t", "train_data": "unit", "epoch": 3, "val_auc": 0.75}
     assert info["path"] == str(path)

@@ -172,7 +172,10 @@ def train_net_from(data: dict[str, Any]) -> TrainNet:
 
 
 def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple[Detector, dict[str, Any]]:
-    """(Detector in eval mode on `device`, info) from a checkpoint; model(x in [0,1]) -> logits (B,)."""
+    """(Detector in eval mode on `device`, info) from a checkpoint; model(x in [0,1]) -> logits (B,).
+
+    The detector is in channels_last memory format (about 2x faster EfficientNet inference on CPU; the
+    weights and scores are the same up to float rounding)."""
     data = read_checkpoint(path)
-    detector = detector_from(data).to(device).eval()
+    detector = detector_from(data).to(device, memory_format=torch.channels_last).eval()
     return detector, {**data["info"], "path": str(path)}

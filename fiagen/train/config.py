@@ -66,7 +66,8 @@ class TrainConfig:
     max_nonfinite: int = setting(20, "Stop after this many steps skipped for a non-finite loss.")
     device: str = setting("auto", "auto (CUDA when available), cpu, cuda, cuda:N.")
     amp: bool = setting(True, "bfloat16 autocast on CUDA (ignored on CPU).")
-    channels_last: bool = setting(True, "channels_last memory format on CUDA (ignored on CPU).")
+    channels_last: bool = setting(True, "channels_last (NHWC) memory format: faster convolutions on CUDA and on CPU "
+                                      "(tf_efficientnet_lite0 on 2 cores: 1.2x a step at 128 px, 1.6x at 224 px).")
     drop_rate: float = setting(0.0, "Dropout before the classifier.")
     drop_path_rate: float = setting(0.0, "Stochastic depth rate of the backbone.")
     train_workers: int = setting(1, "Ray Train data-parallel workers (1: one local process, no Ray).",

@@ -132,7 +132,7 @@ def _setup(cfg: TrainConfig, ctx: Context, folder: Path, loader: DataLoader, sam
         net, selection = new_train_net(cfg, loader, sampler, ctx, folder)
         affs = selection.to_dict() if selection else None
     net.to(ctx.device)
-    if ctx.device.type == "cuda" and cfg.channels_last:
+    if cfg.channels_last:
         net.to(memory_format=torch.channels_last)
     model: torch.nn.Module = net
     if ctx.world > 1:

@@ -22,7 +22,7 @@ def sam_step(net: torch.nn.Module, optimizer: SAM, batch: dict[str, torch.Tensor
     fake = batch["fake"].to(device, non_blocking=True)
     mask = batch["mask"].to(device, non_blocking=True)
     x = torch.cat([real, fake])
-    if device.type == "cuda" and cfg.channels_last:
+    if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
 
     def losses() -> dict[str, torch.Tensor]:
