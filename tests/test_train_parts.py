@@ -239,6 +239,23 @@ def test_checkpoint_round_trip_with_weights_only(tiny_net: TrainNet, tmp_path):
         load_detector(tmp_path / "other.pt")
 
 
+def test_a_channels_last_net_is_saved_in_the_plain_layout_and_scores_the_same(tiny_net: TrainNet, tmp_path):
+    from safetensors.torch import save_file
+
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        before = tiny_net.detector(x)
+    nhwc = train_net_from(read_checkpoint(save_checkpoint(tmp_path / "a.pt", tiny_net))).to(memory_format=torch.channels_last)
+    assert any(not p.is_contiguous() for p in nhwc.parameters())  # training's layout
+    raw = torch.load(save_checkpoint(tmp_path / "b.pt", nhwc), weights_only=True)
+    tensors = [*raw["detector"].values(), *raw["fpn"]["state"].values()]
+    assert all(t.is_contiguous() for t in tensors)
+    save_file(raw["detector"], str(tmp_path / "d.safetensors"))  # refuses non-contiguous tensors
+    det, _ = load_detector(tmp_path / "b.pt")
+    with torch.no_grad():
+        assert torch.allclose(det(x), before, atol=1e-5)
+
+
 def test_pretrained_weights_from_a_state_dict_or_safetensors(tmp_path):
     import timm
     from safetensors.torch import save_file

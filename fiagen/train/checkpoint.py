@@ -67,6 +67,12 @@ def payload_digest(payload: Any) -> str:
     return digest.hexdigest()
 
 
+def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict on the CPU in the standard (NCHW-contiguous) layout, whatever memory format the model
+    trained in, so that other tools (safetensors' save_file, say) take the tensors as they are."""
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
 def save_checkpoint(path: str | Path, model: Detector | TrainNet, *, epoch: int = 0, step: int = 0,
                     val_auc: float | None = None, train_data: str = "none", affs: dict[str, Any] | None = None,
                     config: dict[str, Any] | None = None, training: dict[str, Any] | None = None) -> Path:
@@ -78,7 +84,7 @@ def save_checkpoint(path: str | Path, model: Detector | TrainNet, *, epoch: int 
         fpn["selection"] = net.selection()
         if net.fpn is not None:
             fpn["channels"] = net.fpn.channels
-            fpn["state"] = {k: v.detach().cpu() for k, v in net.fpn.state_dict().items()}
+            fpn["state"] = _plain(net.fpn.state_dict())
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -86,7 +92,7 @@ def save_checkpoint(path: str | Path, model: Detector | TrainNet, *, epoch: int 
                  "train_data": str(train_data),
                  "epoch": int(epoch), "step": int(step), "val_auc": None if val_auc is None else float(val_auc),
                  "fiagen_version": __version__},
-        "detector": {k: v.detach().cpu() for k, v in detector.state_dict().items()},
+        "detector": _plain(detector.state_dict()),
         "fpn": fpn,
         "affs": affs,
         "config": config,
