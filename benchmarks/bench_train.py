@@ -132,7 +132,8 @@ def main() -> None:
         "pairs_per_s_full": args.batch / step["full"], "pairs_per_s_plain": args.batch / step["plain"],
         "step_ratio": step["full"] / step["plain"], "data_wait_fraction": wait / total,
     }
-    print(f"{args.backbone} @ {args.size}px, {args.batch} pairs, {result['device_name']}, {result['memory_format']}: full {step['full']:.3f} s/step "
+    print(f"{args.backbone} @ {args.size}px, {args.batch} pairs, {result['device_name']}, {result['memory_format']}: "
+          f"full {step['full']:.3f} s/step "
           f"({result['pairs_per_s_full']:.1f} pairs/s), plain {step['plain']:.3f} s/step; ratio {result['step_ratio']:.3f}; "
           f"waiting for data {100 * result['data_wait_fraction']:.1f}% of step time")
     print(json.dumps(result))
