@@ -12,7 +12,8 @@ cores; the seed also draws the val pseudo-fakes):
   float rounding, and that alone moves one run by up to 0.07: single runs on one identity are noisy.
 - NCHW, seed 0: 8 epochs at 96 px plateau at 0.70-0.77; 12 epochs at 128 px at 0.72-0.80 while the train
   BCE keeps falling (0.65 -> 0.42): a gap to the unseen identity, not too few steps; 8 epochs at 160 px:
-  0.69, 0.69, 0.72, 0.79, 0.75, 0.79, 0.80, 0.82 (11 min), still short of 0.9.
+  0.69, 0.69, 0.72, 0.79, 0.75, 0.79, 0.80, 0.82 (11 min), still short of 0.9; in channels_last 7 min, best
+  0.825 (0.78-0.83 from epoch 1 on).
 - Neither more identities nor other step settings close it: 12 train identities (real_videos_more added),
   96 px, 6 epochs (576 steps): best 0.744; 96 px 4 epochs with RCR off: 0.741 (on: 0.747), lr 0.05: 0.697,
   batch 16 at lr 0.04: 0.694.
