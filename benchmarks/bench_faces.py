@@ -29,14 +29,14 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
-from fiagen.pipeline.faces import PASSES, FaceLandmarker
 from fiagen.media import sample_indices
+from fiagen.pipeline.faces import PASSES, FaceLandmarker
 from fiagen.pipeline.video import frame_count, read_frames
 
 SIZES = (48, 64, 96, 128, 256, 512)

@@ -76,7 +76,7 @@ def main() -> None:
         full_cfg = TrainConfig(shards=str(shards), backbone=args.backbone, size=args.size, batch_size=args.batch,
                                loader_workers=args.loader_workers, channels_last=not args.contiguous)
         loader, sampler = make_train_loader(ds, full_cfg, ctx)
-        batches = [b for _, b in zip(range(2), loader)]
+        batches = [b for _, b in zip(range(2), loader, strict=False)]
 
         torch.manual_seed(0)
         detector = build_detector(args.backbone, args.size).to(device)

@@ -6,13 +6,14 @@ import errno
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import click
 
 from fiagen import __version__
+from fiagen.cli_options import click_options, given, printed, resolve, stage_command
 from fiagen.demo import DemoConfig
 from fiagen.errors import FiagenError
 from fiagen.evaluate.config import EvalConfig, ExplainConfig
@@ -20,7 +21,6 @@ from fiagen.files import disk_full, is_disk_full
 from fiagen.generate.options import ExportConfig, PreviewConfig
 from fiagen.manifests.suites import SUITE_HELP
 from fiagen.pipeline.config import InspectConfig, PrecomputeConfig
-from fiagen.cli_options import click_options, given, output_folder, printed, resolve, stage_command
 from fiagen.settings import merged
 from fiagen.train.config import TrainConfig
 
@@ -138,7 +138,8 @@ def evaluate(ctx: click.Context, suite: str | None, config_file: str | None, dry
     if printed(cfg, dry_run):
         return
     inputs = find_inputs(cfg.suites, cfg.root, cfg.ckpt)  # argument errors before torch and Ray load
-    from fiagen.evaluate.runner import evaluate as run, render
+    from fiagen.evaluate.runner import evaluate as run
+    from fiagen.evaluate.runner import render
 
     click.echo(render(run(cfg, inputs)))
 
@@ -168,7 +169,8 @@ def bench(ctx: click.Context, suites: tuple[str, ...], config_file: str | None, 
     if printed(cfg, dry_run):
         return
     inputs = find_inputs(cfg.suites, cfg.root, cfg.ckpt, cfg.skip_missing_suites)  # errors before torch and Ray
-    from fiagen.evaluate.runner import bench as run, render_bench
+    from fiagen.evaluate.runner import bench as run
+    from fiagen.evaluate.runner import render_bench
 
     click.echo(render_bench(run(cfg, inputs)))
 
@@ -247,7 +249,8 @@ def demo(cfg: DemoConfig) -> None:
 def run_pipeline(pipeline: str, address: str | None, dry_run: bool) -> None:
     """Run the stages of PIPELINE.yaml (precompute, train, bench) in order on one Ray cluster, skipping
     what is complete (shards that match their checksums, a run with all its epochs, scores on disk)."""
-    from fiagen.workflow import pipeline_yaml, read_pipeline, run_pipeline as run, stage_configs
+    from fiagen.workflow import pipeline_yaml, read_pipeline, stage_configs
+    from fiagen.workflow import run_pipeline as run
 
     if dry_run:
         click.echo(pipeline_yaml(stage_configs(read_pipeline(Path(pipeline)), address)), nl=False)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from fiagen.sample import SampleSpec, build_sample_ffpp
 from fiagen.settings import seed_setting, setting

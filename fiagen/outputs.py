@@ -17,9 +17,10 @@ import shutil
 import socket
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from fiagen.errors import FiagenError
 from fiagen.files import disk_full, is_disk_full, remove_stale_temps, write_text

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator
+from typing import ContextManager
 
 import pytest
 
@@ -132,9 +133,9 @@ def fia_shards(astronaut_face, tmp_path_factory: pytest.TempPathFactory) -> Path
     import cv2
     import numpy as np
 
-    from fiagen.pipeline.index import write_manifest
     from fiagen.pipeline.extract import face_crop
     from fiagen.pipeline.faces import Detection
+    from fiagen.pipeline.index import write_manifest
     from fiagen.pipeline.shards import ShardContent, write_shard
 
     image, det, mesh = astronaut_face

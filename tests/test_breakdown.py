@@ -208,7 +208,7 @@ def test_pseudo_suite_end_to_end(fia_shards: Path, tiny_run: Path, ray_local, tm
     reals = frames[frames["label"] == 0]["score"].to_numpy()
     fakes = frames[frames["label"] == 1]
     member = fakes["method"].map(lambda m: [f"{k}:{v}" for k, v in zip(("mask", "recon", "ratio", "t_side"),
-                                                                       m.split("/"))])
+                                                                       m.split("/"), strict=False)])
     present = sorted({g for gs in member for g in gs})
     assert sorted(table["method"][:-1]) == present and table["method"].iloc[-1] == "all"
     assert table["method"].iloc[0].startswith("mask:") and {g.split(":")[0] for g in present} == {
@@ -226,7 +226,7 @@ def test_pseudo_suite_end_to_end(fia_shards: Path, tiny_run: Path, ray_local, tm
     # the run's own recipe and seed: its last validation, overall and per group
     assert table["frame_auc"].iloc[-1] == pytest.approx(float(_rows(tiny_run / "metrics.csv")[-1]["val_auc"]))
     last = _rows(tiny_run / "val_breakdown.csv")[-1]
-    assert all(auc == pytest.approx(float(last[g])) for g, auc in zip(table["method"][:-1], table["frame_auc"]))
+    assert all(auc == pytest.approx(float(last[g])) for g, auc in zip(table["method"][:-1], table["frame_auc"], strict=False))
     printed = render_bench(result)
     assert "3 val frames and their full pseudo-fakes, 6 crops scored (6 now, 0 reused)" in printed
 

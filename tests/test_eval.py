@@ -16,8 +16,14 @@ from fiagen.evaluate.explain import ExplainError, gradcam, overlay
 from fiagen.evaluate.metrics import binary_metrics, eer
 from fiagen.evaluate.perturb import PERTURBATIONS, PerturbError, parse_levels, parse_perturb
 from fiagen.evaluate.store import ScoreStore, read_scores
-from fiagen.evaluate.tables import (SMALL_SAMPLE_NOTE, frame_scores, robustness_table, suite_table, video_scores,
-                                     write_table)
+from fiagen.evaluate.tables import (
+    SMALL_SAMPLE_NOTE,
+    frame_scores,
+    robustness_table,
+    suite_table,
+    video_scores,
+    write_table,
+)
 
 
 def test_metrics_equal_sklearn() -> None:
@@ -142,7 +148,7 @@ def sweep(name: str, img: np.ndarray, measure) -> list[float]:
 
 
 def strictly(values: list[float], falling: bool) -> bool:
-    pairs = list(zip(values, values[1:]))
+    pairs = list(zip(values, values[1:], strict=False))
     return all(a > b for a, b in pairs) if falling else all(a < b for a, b in pairs)
 
 

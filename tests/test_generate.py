@@ -14,8 +14,18 @@ from fiagen.generate.blend import blend, blend_within
 from fiagen.generate.config import GenerateConfig, GenerateError, resolve_recipe
 from fiagen.generate.crop import EVAL_MARGIN, TRAIN_MARGINS, eval_crop, margin_box, train_margins
 from fiagen.generate.draws import pick, sample_streams
-from fiagen.generate.masks import (BLEND_RATIOS, MASK_TYPES, Canvas, FaceParts, blend_ratio, erode_dilate,
-                                   mask_canvas, polygons, raw_mask, soft_mask)
+from fiagen.generate.masks import (
+    BLEND_RATIOS,
+    MASK_TYPES,
+    Canvas,
+    FaceParts,
+    blend_ratio,
+    erode_dilate,
+    mask_canvas,
+    polygons,
+    raw_mask,
+    soft_mask,
+)
 from fiagen.generate.mmr import FULL_PROBS, available_recon, draw_recon
 from fiagen.generate.pair import Frame, make_pair
 from fiagen.generate.transforms import FREQ_OPS, ColourJitter, FrequencyOp, jpeg
@@ -138,7 +148,7 @@ def test_micro_masks_lie_inside_their_landmark_hulls(frame: Frame) -> None:
         ys, xs = np.nonzero(mask)
         assert len(xs) > 20
         # every pixel centre lies in one of the hulls (half a pixel of rasterisation allowed)
-        dist = np.array([[cv2.pointPolygonTest(h, (float(x), float(y)), True) for h in hulls] for x, y in zip(xs, ys)])
+        dist = np.array([[cv2.pointPolygonTest(h, (float(x), float(y)), True) for h in hulls] for x, y in zip(xs, ys, strict=False)])
         assert (dist.max(axis=1) >= -0.75).all(), kind
         # and the hulls are filled: the mask covers their area up to the rasterised outline
         area = sum(cv2.contourArea(h) for h in hulls)

@@ -91,7 +91,7 @@ def test_same_bytes_with_0_and_2_workers_and_epochs_change_draws(fia_shards: Pat
     ds.set_epoch(2)
     serial, parallel = _collect(ds, 0), _collect(ds, 2)
     assert len(serial) == len(parallel) == len(ds)
-    for a, b in zip(serial, parallel):
+    for a, b in zip(serial, parallel, strict=False):
         assert a["meta"] == b["meta"]
         for key in ("real", "fake", "mask"):
             assert torch.equal(a[key], b[key]), (key, a["meta"])

@@ -16,8 +16,16 @@ from skimage import data as skdata
 from fiagen.pipeline.extract import VideoResult
 from fiagen.pipeline.inspect import side_by_side
 from fiagen.pipeline.reconstruct import load_reconstructor, parse_spec, resolve_spec
-from fiagen.pipeline.reconstruct.base import (Reconstructor, ReconstructorError, downscale, pad_to_multiple,
-                                              super_resolve, to_tensor, to_uint8, weights_digest)
+from fiagen.pipeline.reconstruct.base import (
+    Reconstructor,
+    ReconstructorError,
+    downscale,
+    pad_to_multiple,
+    super_resolve,
+    to_tensor,
+    to_uint8,
+    weights_digest,
+)
 from fiagen.pipeline.reconstruct.builtin import BuiltinReconstructor, build_net, load_builtin, save_builtin
 from fiagen.pipeline.reconstruct.sd_vae import SdVaeReconstructor
 from fiagen.pipeline.reconstruct.stage import reconstruct_video
@@ -118,7 +126,7 @@ def test_builtin_same_weights_same_bytes_and_batch_independent(tmp_path: Path) -
         loaded = load_builtin(tmp_path, kind)
         assert loaded.id == rec.id and loaded.id.startswith(f"builtin-{kind}:")
         again = loaded(images[::-1])[::-1]  # fresh object, other batch order
-        assert all(a.tobytes() == b.tobytes() for a, b in zip(out, again))
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(out, again, strict=False))
         other_net = build_net(kind, torch.Generator().manual_seed(3))
         with torch.no_grad():
             list(other_net.parameters())[-2].add_(0.05)  # the last conv's weights
@@ -168,7 +176,7 @@ def test_sd_vae_roundtrip_matches_diffusers(tiny_vae: Path) -> None:
     images = _images()
     out = rec(images)
     assert [o.shape for o in out] == [i.shape for i in images]
-    assert all(a.tobytes() == b.tobytes() for a, b in zip(out, rec(images)))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(out, rec(images), strict=False))
     # the same computation spelled out with diffusers: [-1, 1], edge-pad to 104 x 80, encode, mode, decode, crop
     x = to_tensor(images[0], torch.device("cpu"))
     padded = F.pad(x, (0, 3, 0, 3), mode="replicate") * 2 - 1
@@ -235,7 +243,7 @@ def test_spandrel_esrgan_scale_from_the_model(scale: int, suffix: str, tmp_path:
     with torch.inference_mode():
         expected = descriptor(downscale(pad_to_multiple(x, scale), scale))[..., :101, :77]
     assert np.array_equal(out[0], to_uint8(expected))
-    assert all(a.tobytes() == b.tobytes() for a, b in zip(out, rec(images)))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(out, rec(images), strict=False))
 
 
 # ---- per-frame failures -----------------------------------------------------------------------------------------

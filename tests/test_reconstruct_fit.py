@@ -100,7 +100,7 @@ def test_ae_psnr_in_band(fitted: dict) -> None:
     flat = mean_psnr(val, [np.broadcast_to(v.mean(axis=(0, 1)).round().astype(np.uint8), v.shape) for v in val])
     assert 22 < psnr < 40, psnr
     assert psnr > flat + 8, (psnr, flat)
-    assert all(o.shape == v.shape and not np.array_equal(o, v) for o, v in zip(out, val))
+    assert all(o.shape == v.shape and not np.array_equal(o, v) for o, v in zip(out, val, strict=False))
 
 
 def test_sr_psnr_in_band(fitted: dict) -> None:
@@ -138,14 +138,14 @@ def test_sr_output_lacks_the_high_band(fitted: dict) -> None:
     cycle/pixel is a small fraction of the original's energy there (measured: median ~0.03, max ~0.05)."""
     rec, _ = fitted["sr"]
     val = fitted["val"]
-    ratios = [high_band_energy_ratio(o, v) for o, v in zip(rec(val), val)]
+    ratios = [high_band_energy_ratio(o, v) for o, v in zip(rec(val), val, strict=False)]
     assert np.median(ratios) < 0.1, ratios
     assert max(ratios) < 0.2, ratios
 
 
 def test_fitting_is_seeded(fitted: dict, tmp_path: Path, one_torch_thread_block) -> None:
     """Same data, settings and seed -> the same weights (same id) and the same bytes after a save/load."""
-    train, val, settings = fitted["train"], fitted["val"], fitted["settings"]
+    train, val, _settings = fitted["train"], fitted["val"], fitted["settings"]
     rec, record = fitted["sr"]
     short = FitSettings(steps=10, patch=PATCH, seed=0)
     with one_torch_thread_block():
@@ -156,4 +156,4 @@ def test_fitting_is_seeded(fitted: dict, tmp_path: Path, one_torch_thread_block)
     save_builtin(tmp_path, "sr", rec.net, record)
     loaded = load_builtin(tmp_path, "sr")
     assert loaded.id == rec.id
-    assert all(x.tobytes() == y.tobytes() for x, y in zip(rec(val[:3]), loaded(val[:3])))
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(rec(val[:3]), loaded(val[:3]), strict=False))

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from test_train_run import ColourPatchPairs
 
 from fiagen import files
 from fiagen.cli import cli, main
@@ -34,7 +35,6 @@ from fiagen.train.config import TrainConfig
 from fiagen.train.context import Context
 from fiagen.train.loop import TrainResult, run_training
 from fiagen.train.model import build_detector
-from test_train_run import ColourPatchPairs
 
 FIAGEN = str(Path(sys.executable).with_name("fiagen"))
 
@@ -377,7 +377,7 @@ def test_a_resumed_epoch_logs_the_same_averages_as_the_uninterrupted_run(
 
     got, want = epochs("killed"), epochs("straight")
     assert [r["epoch"] for r in got] == ["1", "2"]
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=False):
         for key in ("step", "train_loss", "train_bce", "train_pcr", "train_icr", "val_auc", "val_loss", "lr"):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-5, abs=1e-7), (a["epoch"], key)
 
@@ -422,7 +422,7 @@ def test_a_training_warning_is_one_line_without_source(tmp_path: Path, monkeypat
     from fiagen.train import entry
 
     def warn_and_finish(cfg: TrainConfig) -> TrainResult:
-        warnings.warn("the shards hold no AE/SR reconstructions")
+        warnings.warn("the shards hold no AE/SR reconstructions", stacklevel=2)
         return TrainResult(Path(cfg.run), Path(cfg.run) / "last.pt", None, None, 1, 1, 0)
 
     monkeypatch.setattr(entry, "train", warn_and_finish)

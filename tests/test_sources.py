@@ -9,8 +9,8 @@ import pytest
 
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.sources import ffpp_c23, ffpp_split_ids, folder, resolve_source
-from fiagen.pipeline.plan import plan_shards
 from fiagen.media import sample_indices
+from fiagen.pipeline.plan import plan_shards
 
 
 def test_official_split_sizes() -> None:

@@ -34,7 +34,7 @@ def ffpp_tree(root: Path, skip: int = 0) -> list[str]:
         touch(root / "original_sequences/youtube/c23/videos" / f"{vid}.mp4")
     skipped = []
     for method in FFPP_FAKE_METHODS:
-        for n, (a, b) in enumerate(pairs):
+        for _n, (a, b) in enumerate(pairs):
             for name in (f"{a}_{b}", f"{b}_{a}"):
                 if method == "Deepfakes" and len(skipped) < skip:
                     skipped.append(name)

@@ -20,8 +20,8 @@ from fiagen.train.checkpoint import CheckpointError, load_detector, read_checkpo
 from fiagen.train.config import ConfigError, TrainConfig, resolve_config
 from fiagen.train.context import Context
 from fiagen.train.data import make_train_loader
-from fiagen.train.losses import detector_loss, rcr_losses, region_masks
 from fiagen.train.loop import _lr_factor
+from fiagen.train.losses import detector_loss, rcr_losses, region_masks
 from fiagen.train.model import ModelError, TrainNet, build_detector
 
 TAU = 0.7

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ def _rows(res: VideoCrops, scores: np.ndarray) -> tuple[list[dict[str, Any]], di
     frame_rows = [
         {**base, "frame": int(f), "face": int(k), "score": float(s), "x0": float(b[0]), "y0": float(b[1]),
          "x1": float(b[2]), "y1": float(b[3]), "det_score": float(d), "finder": finder}
-        for f, k, s, b, d, finder in zip(res.frame, res.face, scores, res.boxes, res.det_score, res.finder)
+        for f, k, s, b, d, finder in zip(res.frame, res.face, scores, res.boxes, res.det_score, res.finder, strict=False)
     ]
     if len(scores):
         per_frame = pd.Series(scores).groupby(res.frame).max()

@@ -6,9 +6,9 @@ not there, a root without its index file, an unknown suite) are one line within 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.suites import resolve_suite

@@ -11,8 +11,8 @@ Random parts (block positions, noise) come from the generator passed in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -48,7 +48,7 @@ def block(img: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     n = count * max(1, min(h, w) // 256)
     ys = rng.integers(0, h - BLOCK, n)
     xs = rng.integers(0, w - BLOCK, n)
-    for y, x in zip(ys, xs):
+    for y, x in zip(ys, xs, strict=False):
         out[y:y + BLOCK, x:x + BLOCK] = 128
     return out
 

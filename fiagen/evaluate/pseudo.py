@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,7 @@ def fake_method(meta: Mapping[str, Any]) -> str:
 
 def method_meta(method: str) -> dict[str, str]:
     """The meta fields (mask_type, recon, blend_ratio, t_side) of a pseudo-fake's method."""
-    return dict(zip((key for key, _ in KINDS), method.split("/")))
+    return dict(zip((key for key, _ in KINDS), method.split("/"), strict=False))
 
 
 def memberships(methods: pd.Series) -> pd.Series:
@@ -107,7 +108,7 @@ def _score(ds: torch.utils.data.Dataset, todo: list[int], rows: pd.DataFrame, id
         except ray.exceptions.RayError as err:
             raise FiagenError(f"the scoring actor failed ({last_line(err)}); rerun to resume") from None
         n = len(indices)
-        for k, (i, method) in enumerate(zip(indices, methods)):
+        for k, (i, method) in enumerate(zip(indices, methods, strict=False)):
             row = rows.iloc[i]
             where = f"{row['shard']}#{row['row']}"
             for uid, score, truth, kind in ((f"real/{ids[i]}", scores[k], 0, "real"),
@@ -193,7 +194,7 @@ def evaluate_pseudo(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dic
                 f"{spec}: {level}-level AUC of each group's pseudo-fakes against all {n} {parsed.split} reals")
     _roc(videos, table, folder / "roc.png", f"{parsed.dirname}: ROC per mask type / reconstruction")
     counts = {"real": int((videos["label"] == 0).sum()),
-              **dict(zip(table["method"][:-1], table["n_fake"][:-1].astype(int).tolist()))}
+              **dict(zip(table["method"][:-1], table["n_fake"][:-1].astype(int).tolist(), strict=False))}
     report = {
         "fiagen_version": __version__,
         "suite": spec,

@@ -12,9 +12,9 @@ these scores into frame and video scores lives in fiagen.evaluate.tables.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -181,7 +181,7 @@ def crops_task(items: list[EvalItem], modes: list[str], frames: int, size: int, 
     cv2.setNumThreads(1)
     fn = PERTURBATIONS[perturb] if perturb else None
     with FaceLandmarker(min_score) as faces:
-        results = [video_crops(it, frames, size, faces, fn, level, seed, mode) for it, mode in zip(items, modes)]
+        results = [video_crops(it, frames, size, faces, fn, level, seed, mode) for it, mode in zip(items, modes, strict=False)]
     crops = np.concatenate([r.crops for r in results])
     for r in results:
         r.crops = r.crops[:0]

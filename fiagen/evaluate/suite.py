@@ -41,7 +41,7 @@ def _condition_report(cond: Condition, videos: pd.DataFrame) -> dict[str, Any]:
         "frames_undecodable": int(videos["frames_undecodable"].fillna(0).sum()),  # skipped frame images
         "faces": int(videos["faces"].sum()),
         "no_face": no_face["video"].tolist(),
-        "failures": [{"video": v, "reason": r} for v, r in zip(failed["video"], failed["reason"])],
+        "failures": [{"video": v, "reason": r} for v, r in zip(failed["video"], failed["reason"], strict=False)],
         "units_whole_image": int((videos["frames_whole"] > 0).sum()),
         "whole_image": videos.loc[videos["frames_whole"] > 0, "video"].tolist(),
         "face_passes": total_passes(json.loads(p) for p in videos["face_passes"]),

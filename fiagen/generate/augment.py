@@ -50,7 +50,7 @@ class PairAugment:
     noise_sign: float = 1.0
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, ranges: AugmentRanges) -> "PairAugment":
+    def draw(cls, rng: np.random.Generator, ranges: AugmentRanges) -> PairAugment:
         colour = ColourJitter.draw(rng, ranges.colour)
         u_jpeg, u_flip, u_cut, u_noise = rng.random(4)
         quality = int(rng.integers(ranges.jpeg_quality[0], ranges.jpeg_quality[1] + 1))

@@ -7,7 +7,7 @@ to the nearest grey level (within one level).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

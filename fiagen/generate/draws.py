@@ -6,7 +6,7 @@ pseudo-fake is regenerated exactly from (seed, index, epoch) in any process.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ def sample_streams(seed: int, index: int, epoch: int) -> dict[str, np.random.Gen
     if min(seed, index, epoch) < 0:
         raise ValueError(f"seed, index and epoch must be >= 0, got {seed}, {index}, {epoch}")
     children = np.random.SeedSequence([seed, index, epoch]).spawn(len(STREAMS))
-    return {name: np.random.Generator(np.random.PCG64(child)) for name, child in zip(STREAMS, children)}
+    return {name: np.random.Generator(np.random.PCG64(child)) for name, child in zip(STREAMS, children, strict=False)}
 
 
 def pick(rng: np.random.Generator, options: Sequence[tuple[str, float]]) -> str:

@@ -115,7 +115,7 @@ def _deepfakebench_index(pairs: pd.DataFrame, split: str) -> dict[str, Any]:
     index: dict[str, Any] = {DATASET_NAME: {}}
     for kind, label in LABELS.items():
         videos: dict[str, list[str]] = defaultdict(list)
-        for video, path in zip(pairs["video_id"], pairs[kind]):
+        for video, path in zip(pairs["video_id"], pairs[kind], strict=False):
             videos[video].append(path)
         index[DATASET_NAME][label] = {split: {v: {"label": label, "frames": frames} for v, frames in videos.items()}}
     return index

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 

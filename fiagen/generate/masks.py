@@ -13,8 +13,8 @@ only the final soft mask is resampled onto the image region.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -56,12 +56,12 @@ class FaceParts:
     mouth: np.ndarray
 
     @classmethod
-    def from_landmarks(cls, landmarks81: np.ndarray, mesh478: np.ndarray) -> "FaceParts":
+    def from_landmarks(cls, landmarks81: np.ndarray, mesh478: np.ndarray) -> FaceParts:
         """Parts of a stored row: the 81 points and the eye/mouth mesh regions."""
         return cls(np.asarray(landmarks81, dtype=np.float32)[:, :2], region_points(mesh478, LEFT_EYE_MESH),
                    region_points(mesh478, RIGHT_EYE_MESH), region_points(mesh478, MOUTH_MESH))
 
-    def mapped(self, fn: Callable[[np.ndarray], np.ndarray]) -> "FaceParts":
+    def mapped(self, fn: Callable[[np.ndarray], np.ndarray]) -> FaceParts:
         """The same parts with every point set passed through fn (e.g. an affine map)."""
         return FaceParts(fn(self.landmarks81), fn(self.left_eye), fn(self.right_eye), fn(self.mouth))
 

@@ -8,7 +8,7 @@ that frame) is replaced by the original, so a draw never fails; the fallback is 
 
 from __future__ import annotations
 
-from typing import Collection
+from collections.abc import Collection
 
 import numpy as np
 

@@ -66,7 +66,7 @@ class ColourJitter:
     contrast: float = 0.0  # gain - 1 about the mean grey
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, ranges: ColourRanges) -> "ColourJitter":
+    def draw(cls, rng: np.random.Generator, ranges: ColourRanges) -> ColourJitter:
         u_shift, u_hsv, u_bc = rng.random(3)
         shift = rng.uniform(-ranges.shift, ranges.shift, size=3)
         hue, sat, val = rng.uniform(-1.0, 1.0, size=3)
@@ -133,7 +133,7 @@ class FrequencyOp:
     quality: int = 90  # jpeg
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, ops: tuple[str, ...] = FREQ_OPS) -> "FrequencyOp":
+    def draw(cls, rng: np.random.Generator, ops: tuple[str, ...] = FREQ_OPS) -> FrequencyOp:
         op = ops[int(rng.integers(len(ops)))]
         factor = DOWNSCALE_FACTORS[int(rng.integers(len(DOWNSCALE_FACTORS)))]
         alpha, lightness, sigma = rng.uniform(size=3)
@@ -166,7 +166,7 @@ class SourceTargetTransform:
 
     @classmethod
     def draw(cls, rng: np.random.Generator, colour: ColourRanges = FIA_COLOUR,
-             ops: tuple[str, ...] = FREQ_OPS) -> "SourceTargetTransform":
+             ops: tuple[str, ...] = FREQ_OPS) -> SourceTargetTransform:
         return cls(ColourJitter.draw(rng, colour), FrequencyOp.draw(rng, ops))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -182,7 +182,7 @@ class TargetAffine:
     shift: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "TargetAffine":
+    def draw(cls, rng: np.random.Generator) -> TargetAffine:
         scale = rng.uniform(0.95, 1 / 0.95)
         tx, ty = rng.uniform(-0.03, 0.03), rng.uniform(-0.015, 0.015)
         return cls(float(scale), (float(tx), float(ty)))

@@ -71,5 +71,5 @@ def pseudo_listing(spec: str) -> SuiteListing:
         present = ", ".join(sorted(manifest["split"].unique())) or "none"
         raise SourceError(f"{spec}: {parsed.shards} has no {parsed.split} frames (splits present: {present})")
     items = [EvalItem(f"{video}/{frame:06d}", parsed.shards / shard, 0, "real", POOL)
-             for video, frame, shard in zip(rows["video_id"], rows["frame_index"], rows["shard"])]
+             for video, frame, shard in zip(rows["video_id"], rows["frame_index"], rows["shard"], strict=False)]
     return SuiteListing(spec, parsed.shards, items, level="frame")

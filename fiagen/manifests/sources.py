@@ -34,7 +34,7 @@ class SourceListing:
     missing: list[VideoItem] = field(default_factory=list)
     unassigned: list[str] = field(default_factory=list)
 
-    def select(self, splits: tuple[str, ...], limit: int | None) -> "SourceListing":
+    def select(self, splits: tuple[str, ...], limit: int | None) -> SourceListing:
         """Only the given splits, and the first `limit` items of each split."""
         items: list[VideoItem] = []
         for split in splits:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -136,7 +136,7 @@ class FaceLandmarker:
         self._extra_min_score = max(min_score, EXTRA_PASS_MIN_SCORE)
         self.passes = PassCounts()
 
-    def __enter__(self) -> "FaceLandmarker":
+    def __enter__(self) -> FaceLandmarker:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -3,8 +3,8 @@ its columns and reader: fiagen.manifests.manifest."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd

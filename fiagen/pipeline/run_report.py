@@ -4,10 +4,11 @@ shards, Ray nodes and timings; or, for a run a full disk stopped, which shards a
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from fiagen import __version__
 from fiagen.files import DiskFullError

@@ -10,8 +10,9 @@ signed map of the first into the mask's complement, so the magnitude is ranked i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -59,7 +60,7 @@ class AFFSSelection:
                 "kept": [len(i) for i in self.indices], "pairs": self.pairs}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AFFSSelection":
+    def from_dict(cls, data: dict[str, Any]) -> AFFSSelection:
         return cls([list(map(int, i)) for i in data["indices"]], [list(map(float, s)) for s in data["scores"]],
                    list(map(int, data["channels"])), int(data["pairs"]))
 
@@ -94,5 +95,5 @@ def select_channels(detector: Detector, batches: Iterable[dict[str, torch.Tensor
     if count.item() == 0:
         raise ValueError("AFFS saw no pairs")
     scores = [(s / count).cpu() for s in sums]
-    indices = [torch.argsort(s, stable=True)[:k].tolist() for s, k in zip(scores, keep)]
+    indices = [torch.argsort(s, stable=True)[:k].tolist() for s, k in zip(scores, keep, strict=False)]
     return AFFSSelection(indices, [s.tolist() for s in scores], list(detector.stage_channels), int(count.item()))

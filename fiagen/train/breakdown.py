@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -78,7 +79,7 @@ def batch_meta(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A DataLoader batch's collated meta (lists of strings, tensors of numbers) back to one dict per
     item, keeping the keys of KINDS."""
     columns = {key: meta[key].tolist() if hasattr(meta[key], "tolist") else list(meta[key]) for key, _ in KINDS}
-    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+    return [dict(zip(columns, values, strict=False)) for values in zip(*columns.values(), strict=False)]
 
 
 def breakdown(real_scores: Sequence[float], fake_scores: Sequence[float], metas: Sequence[Mapping[str, Any]],

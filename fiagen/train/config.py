@@ -8,9 +8,10 @@ returns the one resolved view that is printed by `--dry-run` and saved as `RUN/c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from fiagen.ablations import ABLATIONS
 from fiagen.files import write_text

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from pytorch_optimizer import SAM
@@ -28,8 +29,8 @@ from fiagen.train.checkpoint import full_disk_advice, read_resume_checkpoint, sa
 from fiagen.train.config import CONFIG_NAME, TrainConfig, check_run_folder, write_config
 from fiagen.train.context import Context, TrainingError
 from fiagen.train.data import make_train_loader, run_datasets, train_data_text, val_loader
-from fiagen.train.runlog import RunLog
 from fiagen.train.model import TrainNet
+from fiagen.train.runlog import RunLog
 from fiagen.train.start import new_train_net
 from fiagen.train.step import sam_step
 from fiagen.train.validate import validate

@@ -11,7 +11,7 @@ both regions takes no part in RCR.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

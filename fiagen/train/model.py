@@ -8,7 +8,8 @@ of each, and runs an FPN whose highest-resolution map feeds the RCR losses.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import timm
 import torch
@@ -82,7 +83,7 @@ class FPN(nn.Module):
 
     def forward(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
         top = self.lateral[-1](maps[-1])
-        for lateral, fmap in zip(reversed(self.lateral[:-1]), reversed(maps[:-1])):
+        for lateral, fmap in zip(reversed(self.lateral[:-1]), reversed(maps[:-1]), strict=False):
             top = lateral(fmap) + F.interpolate(top, size=fmap.shape[-2:], mode="nearest")
         return self.smooth(top)
 
@@ -100,7 +101,7 @@ class TrainNet(nn.Module):
         if selection is not None:
             if len(selection) != len(widths):
                 raise ModelError(f"AFFS selection has {len(selection)} stages, the backbone {len(widths)}")
-            for i, (idx, width) in enumerate(zip(selection, widths)):
+            for i, (idx, width) in enumerate(zip(selection, widths, strict=False)):
                 if not idx or min(idx) < 0 or max(idx) >= width:
                     raise ModelError(f"AFFS selection of stage {i} does not fit its {width} channels")
                 self.register_buffer(f"keep{i}", torch.as_tensor(list(idx), dtype=torch.long))

@@ -185,11 +185,11 @@ def load_wheel(net: nn.Module, arch: str) -> int:
     own = net.state_dict()
     if len(source) != len(own):
         raise ModelError(f"{path.name} holds {len(source)} tensors, timm's {arch} {len(own)}: not the same network")
-    for (theirs, value), (ours, target) in zip(source.items(), own.items()):
+    for (theirs, value), (ours, target) in zip(source.items(), own.items(), strict=False):
         if value.shape != target.shape:
             raise ModelError(f"{path.name}: {theirs} {tuple(value.shape)} does not fit {arch}'s {ours} "
                              f"{tuple(target.shape)}; nothing loaded")
-    net.load_state_dict(dict(zip(own.keys(), source.values())), strict=True)
+    net.load_state_dict(dict(zip(own.keys(), source.values(), strict=False)), strict=True)
     return len(own)
 
 

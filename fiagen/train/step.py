@@ -34,7 +34,7 @@ def sam_step(net: torch.nn.Module, optimizer: SAM, batch: dict[str, torch.Tensor
 
     def skip() -> None:
         with torch.no_grad():
-            for b, saved in zip(net.buffers(), buffers):
+            for b, saved in zip(net.buffers(), buffers, strict=False):
                 b.copy_(saved)
         optimizer.zero_grad(set_to_none=True)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Iterable, Sequence
 
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.suites.listing import REAL, EvalItem, SuiteListing, unlisted_media

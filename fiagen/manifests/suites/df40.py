@@ -9,8 +9,15 @@ from pathlib import Path
 from fiagen.manifests.sources import FFPP_NAMES
 from fiagen.manifests.suites.celebdf import CDF_LIST, CDF_NAMES, celebdf
 from fiagen.manifests.suites.ffpp import ffpp_real, ffpp_test_pairs
-from fiagen.manifests.suites.listing import (REAL, EvalItem, SuiteListing, child_dir, media_units, split_found,
-                                             unlisted_media)
+from fiagen.manifests.suites.listing import (
+    REAL,
+    EvalItem,
+    SuiteListing,
+    child_dir,
+    media_units,
+    split_found,
+    unlisted_media,
+)
 from fiagen.manifests.suites.locate import ORIGIN, find_dataset, no_layout, search_roots
 
 # DF40's methods (its README's table and folder tree), by family: face swapping, face reenactment,

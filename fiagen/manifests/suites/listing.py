@@ -4,9 +4,9 @@ missing items, test units under a folder, media files no item covers."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from fiagen.media import is_image, is_media
 

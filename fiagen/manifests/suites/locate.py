@@ -4,8 +4,8 @@ one-line errors that say where it looked and where the index file comes from."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from fiagen.manifests.roots import DATA_ENV, SourceError, dataset_root
 

@@ -23,8 +23,14 @@ from torch import nn
 
 from fiagen.errors import message_line
 from fiagen.files import write_bytes, write_text
-from fiagen.pipeline.reconstruct.base import (DIGEST_CHARS, Reconstructor, ReconstructorError, pad_to_multiple,
-                                              super_resolve, weights_digest)
+from fiagen.pipeline.reconstruct.base import (
+    DIGEST_CHARS,
+    Reconstructor,
+    ReconstructorError,
+    pad_to_multiple,
+    super_resolve,
+    weights_digest,
+)
 
 AE_ARCH = {"name": "conv-ae-t2", "widths": [16, 32], "latent": 8, "factor": 4}
 SR_ARCH = {"name": "espcn-res", "width": 48, "scale": 4}

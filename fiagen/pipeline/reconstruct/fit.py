@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ def sample_patches(crops: Sequence[np.ndarray], n: int, patch: int, rng: np.rand
 
 def mean_psnr(originals: Sequence[np.ndarray], reconstructions: Sequence[np.ndarray]) -> float:
     """Mean PSNR (dB, data range 255) of uint8 reconstructions against their originals."""
-    values = [peak_signal_noise_ratio(o, r, data_range=255) for o, r in zip(originals, reconstructions)]
+    values = [peak_signal_noise_ratio(o, r, data_range=255) for o, r in zip(originals, reconstructions, strict=False)]
     return float(np.mean(values))
 
 

@@ -11,9 +11,10 @@ This decodes a few videos twice, but keeps shards written once, with their recon
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import ray
