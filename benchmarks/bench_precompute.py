@@ -62,7 +62,8 @@ def run(src: Path, workers: int, frames: int, tmp: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("FIAGEN_TEST_DATA", "../shared/data"))
-    parser.add_argument("--repeat", type=int, default=4, help="times each clip is listed (4: 1024 frames, enough for a stable figure)")
+    parser.add_argument("--repeat", type=int, default=4,
+                        help="times each clip is listed (4: 1024 frames, enough for a stable figure)")
     parser.add_argument("--frames", type=int, default=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -71,8 +72,9 @@ def main() -> None:
         results = {w: run(src, w, args.frames, tmp) for w in (1, 2)}
     for r in results.values():
         split = "  ".join(f"{s} {ms:.1f}" for s, ms in r["per_frame_ms"].items())
-        print(f"{r['workers']} worker(s): {r['frames']} frames in {r['seconds']:.1f}s = {r['frames_per_s']:.1f} frames/s;"
-              f" per frame (ms, summed over workers): {split}; frame time {r['frame_ms']:.1f} ms")
+        print(f"{r['workers']} worker(s): {r['frames']} frames in {r['seconds']:.1f}s = "
+              f"{r['frames_per_s']:.1f} frames/s; per frame (ms, summed over workers): {split}; "
+              f"frame time {r['frame_ms']:.1f} ms")
     one = results[1]
     core_ms = sum(one["per_frame_ms"][s] for s in ("decode", "detect", "mesh"))
     summary = {

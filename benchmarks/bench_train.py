@@ -89,7 +89,8 @@ def main() -> None:
             full.to(memory_format=torch.channels_last)
             plain.to(memory_format=torch.channels_last)
         runs = {"full": (full, full_cfg), "plain": (plain, plain_cfg)}
-        opts = {k: SAM(net.parameters(), torch.optim.SGD, rho=0.05, lr=1e-3, momentum=0.9) for k, (net, _) in runs.items()}
+        opts = {k: SAM(net.parameters(), torch.optim.SGD, rho=0.05, lr=1e-3, momentum=0.9)
+                for k, (net, _) in runs.items()}
         times: dict[str, list[float]] = {"full": [], "plain": []}
         for i in range(args.steps + 1):  # the first round warms up
             for key, (net, cfg) in runs.items():
@@ -134,7 +135,8 @@ def main() -> None:
     }
     print(f"{args.backbone} @ {args.size}px, {args.batch} pairs, {result['device_name']}, {result['memory_format']}: "
           f"full {step['full']:.3f} s/step "
-          f"({result['pairs_per_s_full']:.1f} pairs/s), plain {step['plain']:.3f} s/step; ratio {result['step_ratio']:.3f}; "
+          f"({result['pairs_per_s_full']:.1f} pairs/s), plain {step['plain']:.3f} s/step; "
+          f"ratio {result['step_ratio']:.3f}; "
           f"waiting for data {100 * result['data_wait_fraction']:.1f}% of step time")
     print(json.dumps(result))
 

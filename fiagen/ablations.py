@@ -2,7 +2,7 @@
 builds the recipes).
 
 full: FIA-USA, a superset of SBI (its random affine and elastic deformation of the blended-in side and
-mask apply to every recipe, METHOD.md §2.3b); no_mtms: hull mask only; no_sr / no_ae: MMR without that
+mask apply to every recipe, docs/method.md §2.3b); no_mtms: hull mask only; no_sr / no_ae: MMR without that
 reconstruction; no_affine: full without SBI's spatial step; sbi: SBI's augmentation alone (hull of 81 or
 68 points, no reconstructions, SBI's T).
 """

@@ -5,14 +5,11 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from fiagen import __version__
+from fiagen import __version__, log, stop
 from fiagen.cli_options import click_options, given, printed, resolve, stage_command
 from fiagen.demo import DemoConfig
 from fiagen.errors import FiagenError
@@ -36,12 +33,17 @@ class _PipelineOrder(click.Group):
 
 @click.group(cls=_PipelineOrder, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="fiagen")
-def cli() -> None:
+@click.option("-q", "--quiet", is_flag=True,
+              help="Warnings and errors only (no info lines, no progress bars); as each command's -q/--quiet.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug lines too; as each command's -v/--verbose.")
+def cli(quiet: bool, verbose: bool) -> None:
     """fiagen: train face-deepfake detectors on FIA-USA pseudo-fakes made from real videos only.
 
     Stages: precompute (faces, landmarks, reconstructions -> shards), train, evaluate/bench.
-    Dataset roots come from --root or the FIAGEN_DATA environment variable.
+    Dataset roots come from --root or the FIAGEN_DATA environment variable. Messages go to stderr as
+    `fiagen: warning: ...` / `fiagen: error: ...` lines; a command's result goes to stdout.
     """
+    log.setup(1 if verbose else -1 if quiet else 0)
 
 
 @stage_command(cli, PrecomputeConfig)
@@ -53,6 +55,9 @@ def precompute(cfg: PrecomputeConfig) -> None:
     that are missing or do not match their checksum. Each frame's AE and SR reconstructions are stored
     beside it (same size, lossless); builtin models are fit first and saved in OUT/models.
     """
+    from fiagen.outputs import preflight_output
+
+    preflight_output(cfg.out, "--out")  # a file, read-only, held by another run: at once, before Ray loads
     from fiagen.pipeline.precompute import precompute as run
 
     result = run(cfg)
@@ -75,8 +80,8 @@ def inspect(ctx: click.Context, out: str | None, config_file: str | None, dry_ru
     """Print per-split counts and failures of a precompute output (--shards); optionally draw frames.
     (The folder as a positional OUT still works, with a deprecation line.)"""
     if out is not None:
-        click.echo("fiagen: warning: `fiagen inspect OUT` is deprecated and goes in the next release; use "
-                   "`fiagen inspect --shards OUT`", err=True)
+        log.get_logger().warning("`fiagen inspect OUT` is deprecated and goes in the next release; use "
+                                 "`fiagen inspect --shards OUT`")
     cfg = resolve(InspectConfig, ctx, opts, config_file, **({"shards": out} if out is not None else {}))
     if printed(cfg, dry_run):
         return
@@ -102,17 +107,22 @@ def train(ctx: click.Context, config_file: str | None, dry_run: bool, **opts: ob
     blend ratio, T side; its last row is printed at the end) and
     TensorBoard logs in RUN/tb. Checkpoints load with torch.load(weights_only=True).
     """
-    from fiagen.train.config import check_run_folder, config_yaml, resolve_config
+    from fiagen.train.config import check_run_folder, check_shards, config_yaml, resolve_config
 
     cfg = resolve_config(given(ctx, opts), config_file)
     if dry_run:
         click.echo(config_yaml(cfg), nl=False)
         return
-    check_run_folder(cfg)  # argument errors before torch loads
+    log.follow(cfg)
+    check_run_folder(cfg, lock=True)  # argument errors before torch loads and before anything is written
+    check_shards(cfg)
+    from fiagen.train.breakdown import last_breakdown
     from fiagen.train.entry import train as run
 
-    with _warnings_as_lines():
-        result = run(cfg)
+    result = run(cfg)
+    table = None if cfg.quiet else last_breakdown(result.run)  # the last validation's AUC per pseudo-fake group
+    if table:
+        click.echo(table)
     auc = "n/a" if result.best_auc is None else f"{result.best_auc:.4f}"
     click.echo(f"{result.run}: {result.steps} steps, {result.epochs} epochs, best val AUC {auc} "
                f"({result.nonfinite} non-finite steps skipped) -> {result.best or result.last}")
@@ -126,6 +136,8 @@ def evaluate(ctx: click.Context, suite: str | None, config_file: str | None, dry
     """Score one test suite with a checkpoint: 32 frames per video, every face, max over faces, mean
     over frames. Prints the per-method table; writes scores (parquet), tables (CSV, markdown, LaTeX),
     ROC curves and report.json under OUT/<suite>/. A rerun resumes where an interrupted run stopped.
+    A --config file whose `suites` lists several scores each of them, as `fiagen bench` does (a missing
+    one is an error), and prints each table and the summary.
     """
     from fiagen.evaluate.inputs import find_inputs
 
@@ -134,14 +146,15 @@ def evaluate(ctx: click.Context, suite: str | None, config_file: str | None, dry
         if suite is None:
             raise click.UsageError("Missing option '--suite'.", ctx)
         values["suites"] = (suite,)
-    cfg = EvalConfig(**{**values, "suites": values["suites"][:1], "skip_missing_suites": False})
+    cfg = EvalConfig(**{**values, "skip_missing_suites": False})
     if printed(cfg, dry_run):
         return
-    inputs = find_inputs(cfg.suites, cfg.root, cfg.ckpt)  # argument errors before torch and Ray load
+    inputs = find_inputs(cfg.suites, cfg.root, cfg.ckpt, allow_outside_root=cfg.allow_outside_root)  # before torch
+    inputs.output(cfg.out)
+    from fiagen.evaluate.runner import bench, render, render_bench
     from fiagen.evaluate.runner import evaluate as run
-    from fiagen.evaluate.runner import render
 
-    click.echo(render(run(cfg, inputs)))
+    click.echo(render(run(cfg, inputs)) if len(cfg.suites) == 1 else render_bench(bench(cfg, inputs)))
 
 
 @cli.command()
@@ -168,7 +181,9 @@ def bench(ctx: click.Context, suites: tuple[str, ...], config_file: str | None, 
     cfg = EvalConfig(**values)
     if printed(cfg, dry_run):
         return
-    inputs = find_inputs(cfg.suites, cfg.root, cfg.ckpt, cfg.skip_missing_suites)  # errors before torch and Ray
+    inputs = find_inputs(cfg.suites, cfg.root, cfg.ckpt, cfg.skip_missing_suites,  # errors before torch and Ray
+                         cfg.allow_outside_root)
+    inputs.output(cfg.out)
     from fiagen.evaluate.runner import bench as run
     from fiagen.evaluate.runner import render_bench
 
@@ -185,41 +200,28 @@ def explain(cfg: ExplainConfig) -> None:
                f"{record['video_score']:.4f} (P(fake)), layer {record['crops'][0]['layer']} -> {cfg.out}")
 
 
-@contextmanager
-def _warnings_as_lines() -> Iterator[None]:
-    """Show each warning raised inside as one `fiagen: warning:` line when it is raised (no file name,
-    line number or source line)."""
-    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
-        click.echo(f"fiagen: warning: {message}", err=True)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        yield
-
-
 @stage_command(cli, PreviewConfig)
 def preview(cfg: PreviewConfig) -> None:
     """Write a labelled grid of FIA-USA pairs, real | fake | mask, with what was drawn for each."""
-    from fiagen.generate.config import GenerateConfig
+    from fiagen.generate.config import generate_config
     from fiagen.generate.preview import preview_grid
 
-    with _warnings_as_lines():
-        path = preview_grid(Path(cfg.shards), Path(cfg.out), n=cfg.n, split=cfg.split, seed=cfg.seed, epoch=cfg.epoch,
-                            size=cfg.size, tile=cfg.tile, columns=cfg.columns, train=not cfg.eval,
-                            ablation=cfg.ablation, config=GenerateConfig(affine=cfg.affine))
+    path = preview_grid(Path(cfg.shards), Path(cfg.out), n=cfg.n, split=cfg.split, seed=cfg.seed, epoch=cfg.epoch,
+                        size=cfg.size, tile=cfg.tile, columns=cfg.columns, train=not cfg.eval,
+                        ablation=cfg.ablation, config=generate_config(cfg.generate, affine=cfg.affine))
     click.echo(f"wrote {path}")
 
 
 @stage_command(cli, ExportConfig)
 def generate(cfg: ExportConfig) -> None:
     """Materialise FIA-USA pseudo-fakes with their masks as PNGs (and a DeepfakeBench dataset JSON)."""
-    from fiagen.generate.config import GenerateConfig
+    from fiagen.generate.config import generate_config
     from fiagen.generate.export import export_pairs
 
-    with _warnings_as_lines():
-        report = export_pairs(Path(cfg.shards), Path(cfg.export), n=cfg.n, fmt=cfg.format, split=cfg.split,
-                              seed=cfg.seed, size=cfg.size, ablation=cfg.ablation, augment=cfg.augment,
-                              loader_workers=cfg.loader_workers, quiet=cfg.quiet, config=GenerateConfig(affine=cfg.affine))
+    report = export_pairs(Path(cfg.shards), Path(cfg.export), n=cfg.n, fmt=cfg.format, split=cfg.split,
+                          seed=cfg.seed, size=cfg.size, ablation=cfg.ablation, augment=cfg.augment,
+                          loader_workers=cfg.loader_workers, quiet=cfg.quiet,
+                          config=generate_config(cfg.generate, affine=cfg.affine))
     extra = f", {report.dataset_json}" if report.dataset_json else ""
     counts = report.pairs["recon"].value_counts().to_dict()
     click.echo(f"wrote {len(report.pairs)} pairs to {report.dest} (pairs.csv{extra}); reconstructions used: {counts}")
@@ -233,7 +235,7 @@ def demo(cfg: DemoConfig) -> None:
     """
     from fiagen.demo import SMOKE_NOTE, run_demo
 
-    report = run_demo(cfg, echo=click.echo)
+    report = run_demo(cfg, echo=log.get_logger("fiagen.demo").info)  # stage timings as they end: info lines
     click.echo("\n" + report.table + "\n")
     click.echo(f"preview grid: {report.preview}\ncheckpoint:   {report.checkpoint}")
     click.echo("ROC curves:   " + ", ".join(str(p) for p in report.roc))
@@ -248,12 +250,15 @@ def demo(cfg: DemoConfig) -> None:
 @click.option("--dry-run", is_flag=True, help="Print every stage's resolved config (YAML) and exit.")
 def run_pipeline(pipeline: str, address: str | None, dry_run: bool) -> None:
     """Run the stages of PIPELINE.yaml (precompute, train, bench) in order on one Ray cluster, skipping
-    what is complete (shards that match their checksums, a run with all its epochs, scores on disk)."""
-    from fiagen.workflow import pipeline_yaml, read_pipeline, stage_configs
+    what is complete (shards that match their checksums, a run with all its epochs, scores on disk).
+
+    With `variants:` (and `seeds:`), every variant x seed is trained and scored, and OUT/variants.{md,csv,json}
+    puts them side by side (docs/variants.md)."""
+    from fiagen.workflow import dry_run as resolved
     from fiagen.workflow import run_pipeline as run
 
     if dry_run:
-        click.echo(pipeline_yaml(stage_configs(read_pipeline(Path(pipeline)), address)), nl=False)
+        click.echo(resolved(Path(pipeline), address), nl=False)
         return
     run(Path(pipeline), address, echo=click.echo)
 
@@ -270,23 +275,28 @@ def _write_error(err: OSError) -> str:
 
 def main() -> None:
     """Console entry point: user errors are one line; anything else is one line plus how to see more."""
+    log.setup()  # the one handler of every message; `fiagen -q/-v` sets its level
     try:
-        code = cli.main(standalone_mode=False)
+        with stop.handle_signals():  # SIGTERM/SIGINT: stop at a safe point (fiagen.stop)
+            code = cli.main(standalone_mode=False)
+    except stop.Stopped as err:  # one line naming the command that resumes; 143 (SIGTERM) or 130 (SIGINT)
+        click.echo(f"fiagen: {err.resume_line(sys.argv[1:])}", err=True)
+        sys.exit(err.code)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        log.get_logger().error("aborted")
         sys.exit(130)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
     except FiagenError as err:
-        click.echo(f"fiagen: error: {err}", err=True)
+        log.get_logger().error("%s", err)
         sys.exit(2)
     except Exception as err:  # noqa: BLE001 - last line of defence against a traceback wall
         if os.environ.get("FIAGEN_DEBUG"):
             raise
         if isinstance(err, OSError) and (is_disk_full(err) or err.errno in UNWRITABLE):
-            click.echo(f"fiagen: error: {_write_error(err)}", err=True)
+            log.get_logger().error("%s", _write_error(err))
             sys.exit(2)
-        click.echo(f"fiagen: unexpected {type(err).__name__}: {err} (set FIAGEN_DEBUG=1 for the traceback)", err=True)
+        log.get_logger().error("unexpected %s: %s (set FIAGEN_DEBUG=1 for the traceback)", type(err).__name__, err)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

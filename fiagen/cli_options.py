@@ -12,6 +12,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from fiagen import log
 from fiagen.errors import FiagenError
 from fiagen.settings import deprecated, merged, plain, to_yaml, value_type
 
@@ -21,9 +22,11 @@ ALIAS = "__alias"  # the parameter name of an old option spelling: <field>__alia
 def _option(f: dataclasses.Field, hint: Any) -> Callable:
     """The click option of one config field."""
     meta, flag, default = f.metadata, "--" + f.name.replace("_", "-"), f.default
-    names = [*([meta["short"]] if "short" in meta else []), flag, f.name]
+    names = [*([meta["short"]] if "short" in meta else ["-q"] if f.name == "quiet" else []), flag, f.name]
     required = " Required (here or in the --config file)." if meta.get("required") else ""
     kwargs: dict[str, Any] = {"default": default, "help": meta["help"] + required}
+    if f.name == "quiet":  # every command's -q: as `fiagen -q` (fiagen.log)
+        kwargs["help"] = meta["help"].rstrip(".") + "; warnings and errors only (as `fiagen -q`)."
     kind = value_type(hint)
     if meta.get("flag"):
         return click.option(*names, is_flag=True, **kwargs)
@@ -89,6 +92,11 @@ def click_options(cls: type) -> Callable[[Callable], Callable]:
             if "alias" in f.metadata:
                 func = click.option(f.metadata["alias"], f.name + ALIAS, hidden=True, default=None,
                                     type=value_type(hints[f.name]))(func)
+        if "quiet" not in {f.name for f in dataclasses.fields(cls)}:
+            func = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_log_quiet,
+                                help="Warnings and errors only (as `fiagen -q`).")(func)
+        func = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_log_verbose,
+                            help="Debug lines too (as `fiagen -v`).")(func)
         func = click.option("--dry-run", is_flag=True, help="Print the resolved config (YAML) and exit.")(func)
         return click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False, exists=True),
                             help="YAML file of options (keys as below, dashes or underscores); command-line "
@@ -97,10 +105,21 @@ def click_options(cls: type) -> Callable[[Callable], Callable]:
     return decorate
 
 
+def _log_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        log.quiet()
+
+
+def _log_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        log.setup(1)
+
+
 def given(ctx: Any, opts: Mapping[str, Any]) -> dict[str, Any]:
     """The options the user gave on the command line (not left at their defaults); an old spelling
-    (`alias`) counts as its new one, with a deprecation line."""
-    out = {}
+    (`alias`) counts as its new one, with a deprecation line. `fiagen -q COMMAND` counts as the
+    command's own --quiet."""
+    out = {"quiet": True} if "quiet" in opts and log.is_quiet() else {}
     for key, value in opts.items():
         if ctx.get_parameter_source(key) is ParameterSource.DEFAULT:
             continue
@@ -129,6 +148,8 @@ def printed(cfg: Any, dry_run: bool) -> bool:
     """With --dry-run, print the resolved config (YAML, itself a valid --config file) and say so."""
     if dry_run:
         click.echo(to_yaml(plain(cfg)), nl=False)
+    else:
+        log.follow(cfg)
     return dry_run
 
 

@@ -107,8 +107,8 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> DemoReport
         run = out / "run"
         shutil.rmtree(run, ignore_errors=True)
         result = train(TrainConfig(shards=str(shards), run=str(run), backbone=cfg.backbone, pretrained=cfg.pretrained,
-                                   size=cfg.size, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, affs_batches=8,
-                                   loader_workers=0, seed=cfg.seed, quiet=cfg.quiet))
+                                   size=cfg.size, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                                   affs_batches=8, loader_workers=0, seed=cfg.seed, quiet=cfg.quiet))
         report.checkpoint = result.best or result.last
         lap("train")
         suite = heldout_suite(shards, out / "heldout", size=192, seed=cfg.seed + 1)

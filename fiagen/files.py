@@ -134,11 +134,14 @@ def load_plain(path: Path | str) -> Any:
     """torch.load(path, weights_only=True) onto the CPU. A file that holds other Python objects than
     tensors and plain values raises RefusedPickle naming the object, not torch's advice to load it unsafely."""
     import pickle
+    import warnings
 
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a pickle protocol above 2 (the file is judged here)
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL (\S+)", str(err))
         if found:

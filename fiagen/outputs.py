@@ -12,10 +12,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import shutil
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -24,6 +24,8 @@ from typing import Any
 
 from fiagen.errors import FiagenError
 from fiagen.files import disk_full, is_disk_full, remove_stale_temps, write_text
+
+log = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 LOCK_NAME = ".fiagen.lock"
@@ -64,30 +66,38 @@ def _describe(holder: dict[str, Any]) -> str:
     return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, started {holder.get('started', '?')}"
 
 
+def _refuse_if_busy(folder: Path, fd: int, mode: int) -> None:
+    """FolderInUse when another run holds the lock file open as `fd`: a non-blocking flock in `mode` fails
+    or, where the file system has no flock, its record names a live holder. Other OSErrors propagate."""
+    holder = _holder(fd)
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    except OSError as err:
+        if err.errno not in NO_FLOCK:
+            raise
+        if not (holder and _alive(holder)):
+            return
+    if not holder:  # the holder writes its record just after locking
+        time.sleep(0.2)
+        holder = _holder(fd)
+    raise FolderInUse(f"{folder} is in use by another fiagen run ({_describe(holder)}); wait for it to end, or "
+                      f"choose another output folder")
+
+
 def _lock(folder: Path) -> int:
     """An open, exclusively locked `folder/.fiagen.lock` holding this process's record; FolderInUse when
     another run holds it; a stale record (its run ended without releasing it) is taken over with a warning."""
     path = folder / LOCK_NAME
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        holder = _holder(fd)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            busy = False
-        except BlockingIOError:
-            busy = True
-        except OSError as err:
-            if err.errno not in NO_FLOCK:
-                os.close(fd)
-                raise
-            busy = bool(holder) and _alive(holder)
-        if busy:
-            if not holder:  # the holder writes its record just after locking
-                time.sleep(0.2)
-                holder = _holder(fd)
+            _refuse_if_busy(folder, fd, fcntl.LOCK_EX)
+        except (OSError, FolderInUse):
             os.close(fd)
-            raise FolderInUse(f"{folder} is in use by another fiagen run ({_describe(holder)}); wait for it to "
-                              f"end, or choose another output folder")
+            raise
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -97,8 +107,8 @@ def _lock(folder: Path) -> int:
             continue
         holder = _holder(fd)
         if holder:
-            print(f"fiagen: warning: {folder}: taking over the lock of a run that ended without releasing it "
-                  f"({_describe(holder)})", file=sys.stderr)
+            log.warning("%s: taking over the lock of a run that ended without releasing it (%s)", folder,
+                        _describe(holder))
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         try:
             os.ftruncate(fd, 0)
@@ -114,6 +124,48 @@ def check_output_folder(folder: Path) -> Path:
     """`folder`, unless it is an existing file (one error line)."""
     if folder.exists() and not folder.is_dir():
         raise FiagenError(f"{folder} is a file; the output must be a folder")
+    return folder
+
+
+def _probe_lock(folder: Path) -> None:
+    """FolderInUse when another run holds `folder` (its lock file is locked, or, without flock, its record
+    names a live holder); takes nothing: a shared lock for an instant, released at once."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return  # no lock file, or unreadable: hold_folder decides
+    try:
+        _refuse_if_busy(folder, fd, fcntl.LOCK_SH)
+    except OSError:
+        return  # flock failed for another reason: hold_folder decides
+    finally:
+        os.close(fd)
+
+
+def preflight_output(folder: Path | str, what: str = "", lock: bool = True) -> Path:
+    """The checks of an output folder that cost nothing, made before any heavy import and before anything
+    is written (one error line each): not a file, no file among its parents, writable where it would be
+    created (not a read-only file system, not forbidden), not held by another run (its lock). `what`
+    names the option in the messages (e.g. "--run"); `lock`: check the lock too (not from inside a run
+    that holds the folder itself)."""
+    folder = check_output_folder(Path(folder))
+    where = f"{folder} ({what})" if what else str(folder)
+    existing = folder
+    while not existing.exists():
+        if existing.is_symlink():  # a dangling link: hold_folder's mkdir says what is wrong
+            return folder
+        parent = existing.parent
+        if parent == existing:
+            break
+        existing = parent
+    if existing != folder and not existing.is_dir():
+        raise FiagenError(f"cannot write in {where}: {existing} is a file, not a folder")
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+        reason = "Read-only file system" if read_only else "Permission denied"
+        raise FiagenError(f"cannot write in {where}: {reason}" + ("" if existing == folder else f" ({existing})"))
+    if lock and folder.is_dir():
+        _probe_lock(folder)
     return folder
 
 

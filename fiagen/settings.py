@@ -11,6 +11,7 @@ first: the defaults, the config file, the options given on the command line. The
 from __future__ import annotations
 
 import dataclasses
+import logging
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +33,8 @@ def setting(default: Any, help: str, **option: Any) -> Any:
     be a file / a folder), `output` (an output folder: one error line when it is a file), `flag` (an
     on-switch without a --no- form), `short` (e.g. "-n"), `required` (on the command line or in the
     file), `alias` (an old spelling, hidden, kept for one release with a deprecation line),
-    `option=False` (a YAML key only: the command sets it its own way)."""
+    `option=False` (a YAML key only: the command sets it its own way), `section` (a nested mapping of
+    YAML: mapping -> checked plain mapping, raising FiagenError; with option=False)."""
     return dataclasses.field(default=default, metadata={"help": help, **option})
 
 
@@ -90,7 +92,15 @@ def coerce(cls: type, name: str, value: Any) -> Any:
 def _typed(cls: type, name: str, value: Any) -> Any:
     """One setting converted to its field's type (a `parse` field through its parser)."""
     hint = _hint(cls, name)
-    parse = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("parse")
+    meta = next(f for f in dataclasses.fields(cls) if f.name == name).metadata
+    if "section" in meta:
+        if value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"{name}: expected a mapping of key: value, got {value!r}")
+        try:
+            return meta["section"](value)
+        except FiagenError as err:
+            raise ConfigError(str(err)) from None
+    parse = meta.get("parse")
     if parse is not None and value is not None:
         try:
             return parse(value if isinstance(value, str) else ",".join(str(v) for v in value))
@@ -157,10 +167,8 @@ def from_mapping(cls: type, data: Mapping[Any, Any], where: str, command: str, i
 
 
 def deprecated(what: str, use: str) -> None:
-    """The deprecation line of an old spelling (`what`) and its new one (`use`), on stderr."""
-    import click
-
-    click.echo(f"fiagen: warning: {what} is deprecated and goes in the next release; use {use}", err=True)
+    """The deprecation line of an old spelling (`what`) and its new one (`use`): a warning of the fiagen log."""
+    logging.getLogger("fiagen.settings").warning("%s is deprecated and goes in the next release; use %s", what, use)
 
 
 def merged(cls: type, given: Mapping[str, Any], config_file: str | None, command: str) -> dict[str, Any]:

@@ -10,6 +10,9 @@ precompute runs Ray tasks (CPU) and reconstruction actors (a GPU each when the c
 rebuilds only missing shards; train runs through Ray Train on a cluster (`train_workers` workers with
 `gpus_per_worker` GPUs each), is skipped when its last.pt has all its epochs and resumed when it has
 fewer; bench scores in Ray tasks and an inference actor and reuses every score already on disk.
+
+`variants:` and `seeds:` (fiagen.variants, docs/variants.md) run the train and bench stages once per
+variant x seed from the same precompute output and write a side-by-side table.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from fiagen.errors import FiagenError, message_line
 from fiagen.settings import ConfigError, coerce, from_mapping, plain, to_yaml
 
 STAGES = ("precompute", "train", "bench")
+VARIANT_KEYS = ("variants", "seeds", "out")  # fiagen.variants: the train stage once per variant x seed
 
 
 class PipelineError(FiagenError):
@@ -50,10 +54,13 @@ def read_pipeline(path: Path) -> dict[str, Any]:
         raise PipelineError(f"cannot read pipeline {path}: {message_line(err)}") from None
     if not isinstance(data, dict):
         raise PipelineError(f"pipeline {path} must be a mapping with keys {', '.join(STAGES)} and address")
-    unknown = sorted(set(data) - set(STAGES) - {"address"})
+    unknown = sorted(set(data) - set(STAGES) - {"address"} - set(VARIANT_KEYS))
     if unknown:
         raise PipelineError(f"pipeline {path}: unknown key(s) {', '.join(unknown)} (expected {', '.join(STAGES)}, "
-                            f"address)")
+                            f"address, {', '.join(VARIANT_KEYS)})")
+    if "out" in data and "variants" not in data and "seeds" not in data:
+        raise PipelineError(f"pipeline {path}: `out` is where the variants table goes; it needs `variants:` or "
+                            f"`seeds:` (see docs/variants.md)")
     if not any(stage in data for stage in STAGES):
         raise PipelineError(f"pipeline {path} names no stage ({', '.join(STAGES)})")
     return data
@@ -163,12 +170,26 @@ def pipeline_yaml(configs: dict[str, Any]) -> str:
     return "".join(f"{stage}:\n" + textwrap.indent(to_yaml(plain(cfg)), "  ") for stage, cfg in configs.items())
 
 
+def dry_run(path: Path, address: str | None = None) -> str:
+    """What `fiagen run --dry-run` prints: every stage's resolved config; with variants, every run."""
+    data = read_pipeline(path)
+    from fiagen.variants import is_variants, plan_variants, plan_yaml
+
+    return plan_yaml(plan_variants(data, address)) if is_variants(data) else pipeline_yaml(stage_configs(data, address))
+
+
 def run_pipeline(path: Path, address: str | None = None,
                  echo: Callable[[str], None] = print) -> list[StageOutcome]:
-    """Run the stages a pipeline file names, in order, on the cluster at `address` (or the file's)."""
+    """Run the stages a pipeline file names, in order, on the cluster at `address` (or the file's); with
+    `variants:` or `seeds:`, every variant x seed (fiagen.variants)."""
+    data = read_pipeline(path)
+    from fiagen.variants import is_variants, run_variants
+
+    if is_variants(data):
+        return run_variants(data, address, echo)
     run = {"precompute": _precompute, "train": _train, "bench": _bench}
     outcomes: list[StageOutcome] = []
-    for stage, cfg in stage_configs(read_pipeline(path), address).items():
+    for stage, cfg in stage_configs(data, address).items():
         outcome = run[stage](cfg)
         outcomes.append(outcome)
         echo(f"[{stage}] {outcome.status}: {outcome.detail}")

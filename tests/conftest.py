@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import ContextManager
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REAL_VIDEOS = ("liveportrait_d10", "liveportrait_d11", "liveportrait_d12", "liveportrait_d18",
                "liveportrait_d19", "liveportrait_d20", "liveportrait_d3")
@@ -27,6 +31,44 @@ def test_data() -> Path:
     return Path(root)
 
 
+@pytest.fixture(autouse=True)
+def _fiagen_log_restored() -> Iterator[None]:
+    """The "fiagen" logger as it was before the test: a command run in the test process installs the CLI's
+    handler (fiagen.log.setup); later tests start without it."""
+    import logging
+
+    logger = logging.getLogger("fiagen")
+    state = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate = state[0], state[1]
+    logger.setLevel(state[2])
+
+
+@pytest.fixture
+def fiagen_main(capsys: pytest.CaptureFixture,
+                monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], tuple[int, str, str]]:
+    """Run `fiagen ARGV` through the console entry point in this process: (exit code, stdout, stderr)."""
+    from fiagen.cli import main
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["fiagen", *argv])
+        with pytest.raises(SystemExit) as code:
+            main()
+        out = capsys.readouterr()
+        return code.value.code, out.out, out.err
+
+    return run
+
+
+@pytest.fixture
+def fiagen_log() -> None:
+    """The command line's message handler for a test calling library code: `fiagen: warning: ...` lines on
+    stderr (restored after the test)."""
+    from fiagen import log
+
+    log.setup()
+
+
 @contextmanager
 def _one_torch_thread() -> Iterator[None]:
     """Torch on one thread inside the block (as in a precompute actor; CPU kernels may round differently
@@ -42,7 +84,7 @@ def _one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def one_torch_thread_block() -> Callable[[], ContextManager[None]]:
+def one_torch_thread_block() -> Callable[[], AbstractContextManager[None]]:
     """The one-thread block as a context manager factory, for fixtures of any scope and parts of a test."""
     return _one_torch_thread
 

@@ -214,7 +214,8 @@ def test_pseudo_suite_end_to_end(fia_shards: Path, tiny_run: Path, ray_local, tm
     assert table["method"].iloc[0].startswith("mask:") and {g.split(":")[0] for g in present} == {
         "mask", "recon", "ratio", "t_side"}
     for _, row in table.iterrows():
-        chosen = fakes if row["method"] == "all" else fakes[member.map(lambda gs: row["method"] in gs)]
+        name = row["method"]
+        chosen = fakes if name == "all" else fakes[member.map(lambda gs, name=name: name in gs)]
         auc = roc_auc_score([0] * 3 + [1] * len(chosen), np.r_[reals, chosen["score"]])
         assert row["frame_auc"] == pytest.approx(auc) and row["n_fake"] == len(chosen) and row["n_real"] == 3
     assert (table["split"] == "val").all() and (table["recipe"] == "full").all() and (table["frames"] == 3).all()
@@ -226,7 +227,8 @@ def test_pseudo_suite_end_to_end(fia_shards: Path, tiny_run: Path, ray_local, tm
     # the run's own recipe and seed: its last validation, overall and per group
     assert table["frame_auc"].iloc[-1] == pytest.approx(float(_rows(tiny_run / "metrics.csv")[-1]["val_auc"]))
     last = _rows(tiny_run / "val_breakdown.csv")[-1]
-    assert all(auc == pytest.approx(float(last[g])) for g, auc in zip(table["method"][:-1], table["frame_auc"], strict=False))
+    assert all(auc == pytest.approx(float(last[g]))
+               for g, auc in zip(table["method"][:-1], table["frame_auc"], strict=False))
     printed = render_bench(result)
     assert "3 val frames and their full pseudo-fakes, 6 crops scored (6 now, 0 reused)" in printed
 

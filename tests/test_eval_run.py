@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from sklearn.metrics import roc_auc_score
 
 from fiagen.cli import main
@@ -25,6 +26,7 @@ from fiagen.generate.crop import eval_crop
 from fiagen.manifests.suites import suite_dirname
 from fiagen.pipeline.faces import FaceLandmarker
 from fiagen.pipeline.video import read_frames
+from fiagen.settings import ConfigError
 from fiagen.train.checkpoint import load_detector, save_checkpoint
 from fiagen.train.model import build_detector
 
@@ -266,3 +268,34 @@ def test_face_policy_whole_image_fallback_and_omissions_reported(hard_faces: dic
     assert table["small_sample"].tolist() == ["yes", "yes"]  # 2 real vs 1 fake
     assert "fewer than 10 real or 10 fake units" in printed and "fewer than 10" in (folder / "table.md").read_text()
 
+
+
+@pytest.mark.realmedia
+def test_evaluate_config_with_two_suites_scores_both(suite: Path, tiny_ckpt: Path, ray_local, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fiagen evaluate --config f.yaml` whose `suites` lists two scores both (as bench), never only the first."""
+    images = tmp_path / "images"
+    for rel in ("real/ffpp_original.png", "fake/Deepfakes/df.png", "fake/NeuralTextures/nt.png"):
+        link(suite / rel, images / rel)
+    csv = tmp_path / "list.csv"
+    csv.write_text(f"{images}/real/ffpp_original.png,0\n{images}/fake/Deepfakes/df.png,1,Deepfakes\n")
+    suites = [f"folder:{images}", f"folder:{csv}"]
+    config = tmp_path / "eval.yaml"
+    config.write_text(json.dumps({"suites": suites, "ckpt": str(tiny_ckpt), "out": str(tmp_path / "eval"),
+                                  "concurrency": 1}))  # JSON is YAML
+    monkeypatch.setattr(sys, "argv", ["fiagen", "evaluate", "--config", str(config), "--dry-run"])
+    with pytest.raises(SystemExit) as code:
+        main()
+    assert code.value.code == 0 and yaml.safe_load(capsys.readouterr().out)["suites"] == suites
+    monkeypatch.setattr(sys, "argv", ["fiagen", "evaluate", "--config", str(config), "--quiet"])
+    with pytest.raises(SystemExit) as code:
+        main()
+    printed = capsys.readouterr().out
+    assert code.value.code == 0, printed
+    for spec in suites:
+        assert (tmp_path / "eval" / suite_dirname(spec) / "table.csv").is_file(), spec
+        assert spec in printed
+    assert pd.read_csv(tmp_path / "eval" / "bench.csv")["suite"].tolist() == suites and "## summary" in printed
+    with pytest.raises(ConfigError, match="evaluate scores one suite, got 2 .* use bench"):
+        evaluate(EvalConfig(suites=tuple(suites), ckpt=str(tiny_ckpt), out=str(tmp_path / "again")))

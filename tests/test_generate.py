@@ -69,7 +69,8 @@ def test_mask_types_are_equally_likely() -> None:
 
 def test_ablations_change_the_mask_and_recon_draws() -> None:
     rng = np.random.default_rng(2)
-    assert {pick(rng, resolve_recipe("no_mtms", GenerateConfig(), True, 64).mask_types) for _ in range(200)} == {"hull81"}
+    no_mtms = resolve_recipe("no_mtms", GenerateConfig(), True, 64).mask_types
+    assert {pick(rng, no_mtms) for _ in range(200)} == {"hull81"}
     sbi = resolve_recipe("sbi", GenerateConfig(), True, 64)
     freq = frequencies([pick(rng, sbi.mask_types) for _ in range(N_DRAWS)])
     assert abs(freq["hull81"] - 0.75) < TOL and abs(freq["hull68"] - 0.25) < TOL
@@ -148,7 +149,8 @@ def test_micro_masks_lie_inside_their_landmark_hulls(frame: Frame) -> None:
         ys, xs = np.nonzero(mask)
         assert len(xs) > 20
         # every pixel centre lies in one of the hulls (half a pixel of rasterisation allowed)
-        dist = np.array([[cv2.pointPolygonTest(h, (float(x), float(y)), True) for h in hulls] for x, y in zip(xs, ys, strict=False)])
+        dist = np.array([[cv2.pointPolygonTest(h, (float(x), float(y)), True) for h in hulls]
+                         for x, y in zip(xs, ys, strict=False)])
         assert (dist.max(axis=1) >= -0.75).all(), kind
         # and the hulls are filled: the mask covers their area up to the rasterised outline
         area = sum(cv2.contourArea(h) for h in hulls)
@@ -365,7 +367,7 @@ def test_sbi_ablation_moves_the_target_with_its_mask(frame: Frame) -> None:
 
 
 def test_full_contains_sbi_its_target_side_and_micro_masks_move(frame: Frame) -> None:
-    """METHOD.md §2.3b: a full draw with MMR = original and no T differs from its real through SBI's affine
+    """docs/method.md §2.3b: a full draw with MMR = original and no T differs from its real through SBI's affine
     shift alone (nothing with --no-affine); micro masks are elastically deformed only with it."""
     moving = resolve_recipe("full", GenerateConfig(transform=False, recon_probs=(("original", 1.0),)), False, 64)
     still = resolve_recipe("no_affine", GenerateConfig(transform=False, recon_probs=(("original", 1.0),)), False, 64)

@@ -44,7 +44,8 @@ def test_auto_resolves_the_paper_init_the_wheels_and_timm_defaults():
     assert resolve_init("resnet10t", "auto").weights == "resnet10t.c3_in1k"
     assert resolve_init("efficientnet_b4", "timm").weights == "efficientnet_b4.ra2_in1k"
     assert resolve_init("resnet10t", "none").source == "none"
-    assert resolve_init("resnet10t", "/x/w.pth").to_dict() == {"arch": "resnet10t", "source": "file", "weights": "/x/w.pth"}
+    assert resolve_init("resnet10t", "/x/w.pth").to_dict() == {"arch": "resnet10t", "source": "file",
+                                                                "weights": "/x/w.pth"}
     with pytest.raises(ModelError, match="does not know"):
         resolve_init("no_such_net_x", "auto")
 
@@ -99,16 +100,20 @@ def test_dry_run_shows_auto_and_the_resolved_b4_weights(tmp_path):
 
 def test_b4_without_network_or_cache_fails_in_one_line_before_reading_data(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "FIAGEN_DEBUG": ""}
-    missing = tmp_path / "no_shards_here"  # data would be an error of its own: the weights come first
-    res = subprocess.run([sys.executable, "-m", "fiagen", "train", "--shards", str(missing)], env=env,
+    shards = tmp_path / "shards_unread"  # passes the argument check (issue 23: arguments first), never read
+    shards.mkdir()
+    (shards / "manifest.parquet").write_bytes(b"")
+    res = subprocess.run([sys.executable, "-m", "fiagen", "train", "--shards", str(shards)], env=env,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode != 0
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fiagen: error: cannot get the ImageNet weights "
-                                                   "tf_efficientnet_b4.ap_in1k"), res.stderr
-    for alternative in ("--pretrained none", "--pretrained FILE", "tf_efficientnet_lite0", str(tmp_path / "hf")):
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("fiagen: error: the ImageNet weights tf_efficientnet_b4.ap_in1k are not in the Hugging "
+                               "Face cache")
+    for alternative in ("--pretrained none", "--pretrained FILE", "tf_efficientnet_lite0", str(tmp_path / "hf"),
+                        "HF_HUB_OFFLINE is set"):
         assert alternative in lines[0]
-    assert not missing.exists() and not Path("runs", "no_shards_here-efficientnet_b4").exists()
+    assert not Path("runs", "shards_unread-efficientnet_b4").exists()
 
 
 def test_the_init_travels_with_the_checkpoint(tmp_path):

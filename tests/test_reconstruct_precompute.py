@@ -177,7 +177,7 @@ def test_bad_specs_fail_before_any_video_is_read(ffpp_root: Path, test_data: Pat
     out = tmp_path / "out"
     cases = [
         (dict(src="ff++_c23", root=str(ffpp_root), sr=f"spandrel:{tmp_path / 'missing.pth'}"), "no such file"),
-        (dict(src="ff++_c23", root=str(ffpp_root), ae="vqgan:x"), "expected none, builtin or sd-vae"),
+        (dict(src="ff++_c23", root=str(ffpp_root), ae="vqgan:x"), "expected none, builtin, sd-vae"),
         (dict(src="ff++_c23", root=str(ffpp_root), fit_patch=50), "multiple of 4"),
     ]
     only_test = tmp_path / "only_test" / "test"

@@ -307,7 +307,7 @@ def test_a_second_run_on_a_held_folder_stops_at_once_and_a_dead_holder_is_taken_
 
 
 def test_without_flock_the_record_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture) -> None:
+                                          capsys: pytest.CaptureFixture, fiagen_log: None) -> None:
     import fcntl
 
     def unsupported(fd: int, op: int) -> None:

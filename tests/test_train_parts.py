@@ -283,7 +283,8 @@ def test_pretrained_weights_from_a_state_dict_or_safetensors(tmp_path):
 def test_lr_is_constant_then_decays_linearly_over_the_last_quarter():
     factors = [_lr_factor(s, 100, 0.75) for s in range(100)]
     assert factors[:75] == [1.0] * 75
-    assert factors[75] == pytest.approx(1.0) and factors[90] == pytest.approx(10 / 25) and factors[99] == pytest.approx(1 / 25)
+    assert factors[75] == pytest.approx(1.0) and factors[90] == pytest.approx(10 / 25)
+    assert factors[99] == pytest.approx(1 / 25)
 
 
 def test_config_precedence_yaml_and_errors(tmp_path):
@@ -307,7 +308,8 @@ def test_cli_dry_run_prints_the_resolved_config(tmp_path):
                                    "--dry-run", "--tau", "0.5", "--no-affs"])
     assert res.exit_code == 0, res.output
     shown = yaml.safe_load(res.output)
-    assert (shown["epochs"], shown["backbone"], shown["tau"], shown["affs"], shown["lr"]) == (7, "resnet50", 0.5, False, 0.001)
+    assert (shown["epochs"], shown["backbone"], shown["tau"], shown["affs"], shown["lr"]) == (7, "resnet50", 0.5, False,
+                                                                                             0.001)
     assert shown["run"] == "runs/sh-resnet50" and shown["lambdas"] == [1.0, 2.5, 0.25]
 
 

@@ -168,11 +168,13 @@ def learning_run(shards: Path, run: Path, **settings) -> tuple[TrainResult, list
 
 @pytest.mark.slow
 @pytest.mark.realmedia
-def test_the_full_recipe_from_imagenet_lite0_learns_the_fakes_of_a_held_out_identity(shards_by_identity: Path, tmp_path):
+def test_the_full_recipe_from_imagenet_lite0_learns_the_fakes_of_a_held_out_identity(shards_by_identity: Path,
+                                                                                      tmp_path: Path) -> None:
     manifest = read_manifest(shards_by_identity)
     assert set(manifest.loc[manifest["split"] == "val", "video_id"]) == {f"val/{HELD_OUT}"}
     assert manifest.loc[manifest["split"] == "train", "video_id"].nunique() == 7
-    assert manifest["ae_id"].str.startswith("builtin-ae:").all() and manifest["sr_id"].str.startswith("builtin-sr:").all()
+    assert manifest["ae_id"].str.startswith("builtin-ae:").all()
+    assert manifest["sr_id"].str.startswith("builtin-sr:").all()
     result, aucs = learning_run(shards_by_identity, tmp_path / "full", ablation="full", epochs=FULL_EPOCHS,
                                 lr=FULL_LR)
     assert result.steps == FULL_EPOCHS * (train_frames(shards_by_identity) // 8)
@@ -204,13 +206,14 @@ def test_the_sbi_ablation_from_imagenet_lite0_also_learns(shards_by_identity: Pa
 def test_cli_trains_on_real_shards_and_refuses_to_overwrite(shards_small: Path, tmp_path):
     run = tmp_path / "run"
     args = ["train", "--shards", str(shards_small), "--run", str(run), "--backbone", "test_efficientnet",
-            "--pretrained", "none", "--size", "64", "--batch-size", "8", "--epochs", "2", "--loader-workers", "1", "--affs-batches", "2",
-            "--quiet"]
+            "--pretrained", "none", "--size", "64", "--batch-size", "8", "--epochs", "2", "--loader-workers", "1",
+            "--affs-batches", "2", "--quiet"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "best val AUC" in res.output and "warning: --pretrained none" in res.output
     det, info = load_detector(run / "best.pt")
-    assert info["backbone"] == "test_efficientnet" and info["size"] == 64 and "ff++_c23 train split" in info["train_data"]
+    assert info["backbone"] == "test_efficientnet" and info["size"] == 64
+    assert "ff++_c23 train split" in info["train_data"]
     assert 0.0 <= info["val_auc"] <= 1.0 and info["epoch"] in (1, 2)
     last = read_checkpoint(run / "last.pt")
     per_epoch = train_frames(shards_small) // 8
@@ -228,8 +231,8 @@ def _losses(run: Path) -> dict[int, tuple[float, float, float]]:
 @pytest.mark.slow
 @pytest.mark.realmedia
 def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, tmp_path, one_torch_thread):
-    common = dict(shards=str(shards_small), backbone="test_efficientnet", pretrained="none", size=64, batch_size=8, epochs=3,
-                  loader_workers=0, affs_batches=2, quiet=True, save_every=2)
+    common = dict(shards=str(shards_small), backbone="test_efficientnet", pretrained="none", size=64, batch_size=8,
+                  epochs=3, loader_workers=0, affs_batches=2, quiet=True, save_every=2)
     straight = run_training(TrainConfig(run=str(tmp_path / "straight"), **common), Context())
     total = 3 * (train_frames(shards_small) // 8)
     assert straight.steps == total >= 6
@@ -269,8 +272,8 @@ def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, tmp_p
 @pytest.mark.slow
 @pytest.mark.realmedia
 def test_ray_train_with_two_cpu_workers(shards_small: Path, ray_local, tmp_path):
-    cfg = TrainConfig(shards=str(shards_small), run=str(tmp_path / "ray"), backbone="test_efficientnet", pretrained="none",
-                      size=64,
+    cfg = TrainConfig(shards=str(shards_small), run=str(tmp_path / "ray"), backbone="test_efficientnet",
+                      pretrained="none", size=64,
                       batch_size=4, epochs=1, loader_workers=0, affs_batches=2, quiet=True, train_workers=2)
     result = train(cfg)
     per_worker = -(-train_frames(shards_small) // 2)  # DistributedSampler: each worker takes half, padded

@@ -61,6 +61,10 @@ class EvalConfig:
                                 "image, no detection). auto: detect-or-whole for the images and frame folders of "
                                 "DF40, DiFF and DeepfakeBench (face crops), detect for everything else.",
                         choices=("auto", "detect", "detect-or-whole", "whole"))
+    allow_outside_root: bool = setting(False, "Open the paths a suite's list or index file names outside the suite's "
+                                              "root (its folder, or the list file's folder); without it they are "
+                                              "refused, counted as paths_refused and listed in report.json.",
+                                       flag=True)
     skip_missing_suites: bool = setting(False, "Skip the suites whose data is not found (bench --suite all).",
                                         option=False)
     overwrite: bool = setting(False, "Score again where the output holds scores made with other settings.",

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import ray
 
+from fiagen import stop
 from fiagen.errors import FiagenError, last_line, message_line
 from fiagen.evaluate.config import FLUSH_SECONDS, EvalConfig
 from fiagen.evaluate.scoring import NO_FACE_SCORE, VideoCrops, crops_task, predict
@@ -72,7 +73,8 @@ def _rows(res: VideoCrops, scores: np.ndarray) -> tuple[list[dict[str, Any]], di
     frame_rows = [
         {**base, "frame": int(f), "face": int(k), "score": float(s), "x0": float(b[0]), "y0": float(b[1]),
          "x1": float(b[2]), "y1": float(b[3]), "det_score": float(d), "finder": finder}
-        for f, k, s, b, d, finder in zip(res.frame, res.face, scores, res.boxes, res.det_score, res.finder, strict=False)
+        for f, k, s, b, d, finder in zip(res.frame, res.face, scores, res.boxes, res.det_score, res.finder,
+                                         strict=False)
     ]
     if len(scores):
         per_frame = pd.Series(scores).groupby(res.frame).max()
@@ -82,6 +84,7 @@ def _rows(res: VideoCrops, scores: np.ndarray) -> tuple[list[dict[str, Any]], di
     video_row = {**base, "path": str(it.path), "frames_sampled": res.frames_sampled,
                  "frames_with_face": res.frames_with_face, "faces": len(scores), "score": score, "status": status,
                  "reason": res.failure or "", "frames_undecodable": res.frames_undecodable,
+                 "frames_decoded": res.frames_decoded, "frames_shortfall": res.frames_shortfall,
                  "face_policy": res.face_mode, "frames_whole": res.frames_whole,
                  "face_passes": json.dumps(res.face_passes)}
     return frame_rows, video_row
@@ -138,9 +141,9 @@ def run_conditions(conditions: list[Condition], cfg: EvalConfig, info: dict[str,
                 yield scorer.score.remote(crops_ref), (meta_ref, unit, c.store)
 
     last_flush = time.perf_counter()
-    done, start = 0, time.perf_counter()
+    done, start, stopped = 0, time.perf_counter(), False
     try:
-        with stage_progress(cfg.quiet) as bar:
+        with stop.safe_points(), stage_progress(cfg.quiet) as bar:
             task = bar.add_task(label, total=sum(len(c.todo) for c in conditions), rate="")
             for ref, (meta_ref, unit, store) in as_finished(jobs(), concurrency + 2):
                 _collect(ref, meta_ref, unit, store)
@@ -150,7 +153,12 @@ def run_conditions(conditions: list[Condition], cfg: EvalConfig, info: dict[str,
                         c.store.flush()
                     last_flush = time.perf_counter()
                 bar.update(task, completed=done, rate=f"{done / max(1e-9, time.perf_counter() - start):.2f} videos/s")
+                if stop.requested() is not None:  # a signal: the units in flight are dropped, the rest kept
+                    stopped = True
+                    break
     finally:  # also when interrupted: every video already scored is kept
         for c in conditions:
             c.store.flush()
+    if stopped:
+        raise stop.Stopped(stop.requested())
     return {"wall_s": time.perf_counter() - start, "videos_scored": done}

@@ -23,6 +23,13 @@ class EvalInputs:
     listings: dict[str, SuiteListing]
     skipped: dict[str, str] = field(default_factory=dict)
 
+    def output(self, out: str | os.PathLike | None) -> Path:
+        """The output folder (`out`, else <checkpoint folder>/eval), if it can be used: not a file nor under
+        one, writable, not held by another run (one error line at once, before torch and Ray load)."""
+        from fiagen.outputs import preflight_output
+
+        return preflight_output(Path(out) if out else self.ckpt.parent / "eval", "--out")
+
 
 def default_checkpoint(runs: Path = Path("runs")) -> Path:
     """The newest runs/*/best.pt (by modification time)."""
@@ -33,11 +40,12 @@ def default_checkpoint(runs: Path = Path("runs")) -> Path:
 
 
 def find_inputs(suites: Sequence[str], root: str | os.PathLike | None, ckpt: str | os.PathLike | None,
-                skip_missing: bool = False) -> EvalInputs:
+                skip_missing: bool = False, allow_outside_root: bool = False) -> EvalInputs:
     """The checkpoint (`ckpt`, else the newest runs/*/best.pt) and the listings of `suites` under `root`.
 
     A suite whose dataset cannot be found is an error, or, with `skip_missing` (--suite all), skipped
-    with its reason; none found at all is an error.
+    with its reason; none found at all is an error. Listed paths outside a suite's root are refused
+    unless `allow_outside_root`.
     """
     path = Path(ckpt) if ckpt else default_checkpoint()
     if not path.is_file():
@@ -45,7 +53,7 @@ def find_inputs(suites: Sequence[str], root: str | os.PathLike | None, ckpt: str
     inputs = EvalInputs(path, {})
     for spec in suites:
         try:
-            inputs.listings[spec] = resolve_suite(spec, root)
+            inputs.listings[spec] = resolve_suite(spec, root, allow_outside_root)
         except SourceError as err:
             if not skip_missing:
                 raise

@@ -29,6 +29,9 @@ def render(result: SuiteResult) -> str:
         lines.append(f"{result.name}: {rep['items_unlisted']} media files under its folders are not in its list and "
                      f"were not scored (first: {', '.join(rep['unlisted'][:UNLISTED_SHOWN[1]])}; see report.json "
                      f"'unlisted')")
+    if raw.get("videos_short"):
+        lines.append(f"{result.name}: {raw['videos_short']} videos end before the frame count of their container "
+                     f"and were scored from the frames that decode (see report.json 'short')")
     lines += [f"note: {n}" for n in rep["notes"][:20]]
     return "\n".join(lines)
 

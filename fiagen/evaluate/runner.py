@@ -29,6 +29,7 @@ from fiagen.manifests.pseudo import is_pseudo
 from fiagen.manifests.roots import SourceError
 from fiagen.outputs import hold_folder
 from fiagen.pipeline.cluster import ray_session
+from fiagen.settings import ConfigError
 from fiagen.train.checkpoint import checkpoint_info
 
 __all__ = ["EvalConfig", "bench", "evaluate", "render", "render_bench"]
@@ -41,7 +42,7 @@ def bench(cfg: EvalConfig, inputs: EvalInputs | None = None) -> BenchResult:
     A suite whose dataset cannot be found is an error, or, with `skip_missing_suites` (--suite all),
     a skipped suite with its reason. `inputs`: what `find_inputs` already found for `cfg`.
     """
-    inputs = inputs or find_inputs(cfg.suites, cfg.root, cfg.ckpt, cfg.skip_missing_suites)
+    inputs = inputs or find_inputs(cfg.suites, cfg.root, cfg.ckpt, cfg.skip_missing_suites, cfg.allow_outside_root)
     ckpt, listings = inputs.ckpt, inputs.listings
     out = Path(cfg.out) if cfg.out else ckpt.parent / "eval"
     result = BenchResult(out, skipped=dict(inputs.skipped))
@@ -68,6 +69,10 @@ def bench(cfg: EvalConfig, inputs: EvalInputs | None = None) -> BenchResult:
 
 
 def evaluate(cfg: EvalConfig, inputs: EvalInputs | None = None) -> SuiteResult:
-    """Evaluate one suite (the first of `cfg.suites`); `inputs` as for `bench`."""
-    one = EvalConfig(**{**asdict(cfg), "suites": cfg.suites[:1], "skip_missing_suites": False})
+    """Evaluate the one suite of `cfg.suites` (several: use `bench`, which scores them all); `inputs` as for
+    `bench`."""
+    if len(cfg.suites) != 1:
+        raise ConfigError(f"evaluate scores one suite, got {len(cfg.suites)} ({', '.join(cfg.suites) or 'none'}); "
+                          f"use bench (`fiagen bench`) for several")
+    one = EvalConfig(**{**asdict(cfg), "skip_missing_suites": False})
     return bench(one, inputs).suites[0]

@@ -25,7 +25,7 @@ from fiagen.generate.crop import eval_crop
 from fiagen.manifests.suites.listing import EvalItem
 from fiagen.media import IMAGE_SUFFIXES, is_image, sample_indices
 from fiagen.pipeline.faces import Detection, FaceLandmarker, PassCounts
-from fiagen.pipeline.video import DecodeError, frame_count, read_frames
+from fiagen.pipeline.video import DecodeError, SampledFrames
 
 NO_FACE_SCORE = 0.5
 AGGREGATION = "frame = max over faces; video = mean over frames; no face in any frame = 0.5"
@@ -53,6 +53,10 @@ class VideoCrops:
     face_mode: str = ""  # "" for an item whose task failed before it ran
     frames_whole: int = 0
     face_passes: dict[str, dict[str, int]] = field(default_factory=lambda: PassCounts().as_dict())
+    # a video: the frames its stream delivered, and how many fewer than its container lists when the
+    # stream ended early (the samples were then re-spread over the frames that decoded)
+    frames_decoded: int = 0
+    frames_shortfall: int = 0
     frames_with_face: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,7 +81,9 @@ def _try_image(path: Path) -> np.ndarray | None:
 def sampled_frames(item: EvalItem, n_frames: int) -> tuple[int, Iterator[tuple[int, np.ndarray | None]]]:
     """(number of frames sampled, iterator of (frame index, RGB frame)) for a video file, an image, a
     folder of frame images or an explicit frame list; `n_frames` spread uniformly (images: one). In a
-    folder or list of frames, an image that cannot be decoded comes as None (skipped by the caller)."""
+    folder or list of frames, an image that cannot be decoded comes as None (skipped by the caller). A
+    video's frames come from a SampledFrames (spread over the frames that decode; its counts are known
+    once it has been iterated, so the number given here is 0)."""
     if item.frames or item.path.is_dir():
         files = [Path(f) for f in item.frames] if item.frames else sorted(
             p for p in item.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -87,11 +93,7 @@ def sampled_frames(item: EvalItem, n_frames: int) -> tuple[int, Iterator[tuple[i
         return len(idx), ((int(i), _try_image(files[i])) for i in idx)
     if is_image(item.path):
         return 1, iter([(0, _read_image(item.path))])
-    total = frame_count(item.path)
-    if total <= 0:
-        raise DecodeError("no frames (empty or zero-frame video)")
-    idx = sample_indices(total, n_frames)
-    return len(idx), read_frames(item.path, idx)
+    return 0, SampledFrames(item.path, n_frames)
 
 
 def frame_rng(seed: int, video_id: str, frame: int) -> np.random.Generator:
@@ -129,10 +131,11 @@ def video_crops(item: EvalItem, n_frames: int, size: int, faces: FaceLandmarker,
     media: the failure is recorded.
     """
     crops, frames, face_ix, boxes, scores, finders = [], [], [], [], [], []
-    sampled, undecodable, failure = 0, 0, None
+    sampled, undecodable, failure, video = 0, 0, None, None
     faces.passes = PassCounts()
     try:
         sampled, frames_iter = sampled_frames(item, n_frames)
+        video = frames_iter if isinstance(frames_iter, SampledFrames) else None
         for index, frame in frames_iter:
             if frame is None:  # a frame image that cannot be decoded: skipped and counted
                 undecodable += 1
@@ -153,6 +156,8 @@ def video_crops(item: EvalItem, n_frames: int, size: int, faces: FaceLandmarker,
         failure = str(err)
     except Exception as err:  # noqa: BLE001 - a decoder/detector error fails this item, not the run
         failure = f"{type(err).__name__}: {err}"
+    if video is not None:
+        sampled, undecodable = video.sampled, video.undecodable
     if failure is not None:
         crops, frames, face_ix, boxes, scores, finders = [], [], [], [], [], []
     return VideoCrops(
@@ -169,6 +174,8 @@ def video_crops(item: EvalItem, n_frames: int, size: int, faces: FaceLandmarker,
         face_mode=mode,
         frames_whole=finders.count(WHOLE),
         face_passes=faces.passes.as_dict(),
+        frames_decoded=video.decoded if video is not None else 0,
+        frames_shortfall=video.shortfall if video is not None else 0,
     )
 
 
@@ -181,7 +188,8 @@ def crops_task(items: list[EvalItem], modes: list[str], frames: int, size: int, 
     cv2.setNumThreads(1)
     fn = PERTURBATIONS[perturb] if perturb else None
     with FaceLandmarker(min_score) as faces:
-        results = [video_crops(it, frames, size, faces, fn, level, seed, mode) for it, mode in zip(items, modes, strict=False)]
+        results = [video_crops(it, frames, size, faces, fn, level, seed, mode)
+                   for it, mode in zip(items, modes, strict=False)]
     crops = np.concatenate([r.crops for r in results])
     for r in results:
         r.crops = r.crops[:0]

@@ -6,7 +6,11 @@ A scoring folder holds two parquet datasets (folders of part files that pandas r
     videos.parquet/part-NNNNN.parquet  one row per video: video, path, label, method, pool, family,
                                        frames_sampled, frames_with_face, faces, score, status, reason,
                                        face_policy, frames_whole, face_passes (JSON), frames_undecodable
-                                       (frame images of the unit that could not be decoded, skipped)
+                                       (frame images, or video frames, of the unit that could not be
+                                       decoded, skipped),
+                                       frames_decoded, frames_shortfall (a video: the frames its stream
+                                       delivered, and how many fewer than its container lists when it
+                                       ended early; null in parts written before they were recorded)
 A chunk is written frames part first, videos part second, each whole or not at all (fiagen.files); the
 videos part commits the chunk. On open, frames parts without their videos part (a run killed between
 the two writes) are removed, so the videos of that chunk are simply scored again. (Temporaries of a
@@ -37,7 +41,8 @@ VIDEO_SCHEMA = pa.schema([
     ("pool", pa.string()), ("family", pa.string()), ("frames_sampled", pa.int64()),
     ("frames_with_face", pa.int64()), ("faces", pa.int64()), ("score", pa.float32()), ("status", pa.string()),
     ("reason", pa.string()), ("face_policy", pa.string()), ("frames_whole", pa.int64()),
-    ("face_passes", pa.string()), ("frames_undecodable", pa.int64()),
+    ("face_passes", pa.string()), ("frames_undecodable", pa.int64()), ("frames_decoded", pa.int64()),
+    ("frames_shortfall", pa.int64()),
 ])
 
 

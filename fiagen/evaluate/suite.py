@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from fiagen import __version__
+from fiagen import __version__, stop
 from fiagen.evaluate.config import REPORT_NAME, UNLISTED_SHOWN, EvalConfig, EvalMismatch, SuiteResult, table_stamp
 from fiagen.evaluate.dispatch import Condition, run_conditions
 from fiagen.evaluate.perturb import condition_name
@@ -39,6 +39,11 @@ def _condition_report(cond: Condition, videos: pd.DataFrame) -> dict[str, Any]:
         "frames_sampled": int(videos["frames_sampled"].sum()),
         "frames_with_face": int(videos["frames_with_face"].sum()),
         "frames_undecodable": int(videos["frames_undecodable"].fillna(0).sum()),  # skipped frame images
+        # videos whose stream ended before the frame count of their container: scored from what decoded
+        "videos_short": int((videos["frames_shortfall"].fillna(0) > 0).sum()),
+        "short": [{"video": v, "frames_decoded": int(d), "frames_shortfall": int(s)}
+                  for v, d, s in zip(videos["video"], videos["frames_decoded"].fillna(0),
+                                     videos["frames_shortfall"].fillna(0), strict=True) if s > 0],
         "faces": int(videos["faces"].sum()),
         "no_face": no_face["video"].tolist(),
         "failures": [{"video": v, "reason": r} for v, r in zip(failed["video"], failed["reason"], strict=False)],
@@ -85,9 +90,9 @@ def _claim_conditions(listing: SuiteListing, cfg: EvalConfig, info: dict[str, An
                        "seed": cfg.seed if perturb else None, "min_face_score": cfg.min_face_score,
                        "face": cfg.face, "face_passes": list(PASSES)}
         claim_output(cond_folder, fingerprint, cfg.overwrite, (FRAMES_NAME, VIDEOS_NAME),
-                     lambda changed: EvalMismatch(f"{cond_folder} holds scores made with other settings "
-                                                  f"({', '.join(changed)} differ); use another --out or pass "
-                                                  f"--overwrite to score again"))
+                     lambda changed, cond_folder=cond_folder: EvalMismatch(
+                         f"{cond_folder} holds scores made with other settings ({', '.join(changed)} differ); use "
+                         f"another --out or pass --overwrite to score again"))
         store = ScoreStore(cond_folder)
         finished = store.done()
         todo = [it for it in items if it.video_id not in finished]
@@ -179,6 +184,11 @@ def evaluate_suite(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dict
                                 modes)
     except DiskFullError as err:
         raise err.noted(_stopped_record(folder, spec, conditions, str(err))) from None
+    except stop.Stopped as err:  # the scores of the videos done are committed; a rerun scores the rest
+        _stopped_record(folder, spec, conditions, "", status=stop.STATUS, signal=err.name)
+        committed = sum(len(c.store.done()) for c in conditions)
+        detail = " ".join(filter(None, (err.detail, f"with the scores of {committed} videos committed")))
+        raise stop.Stopped(err.signum, detail) from None
     results, tables, face_stamps = _condition_tables(conditions, cfg, info, spec, level,
                                                      {it.video_id for it in items}, modes)
     stamp = {**table_stamp(cfg, info, level, "raw"), **face_stamps["raw"]}
@@ -189,11 +199,12 @@ def evaluate_suite(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dict
     return SuiteResult(spec, folder, tables["raw"], stamp, report, robustness)
 
 
-def _stopped_record(folder: Path, spec: str, conditions: list[Condition], reason: str) -> str:
-    """Write report.json for a suite stopped by a full disk (the videos whose scores are committed, per
-    condition); return what to tell the user."""
+def _stopped_record(folder: Path, spec: str, conditions: list[Condition], reason: str, status: str = "",
+                    **extra: Any) -> str:
+    """Write report.json for a suite stopped by a full disk (or with `status`, by a signal: the videos
+    whose scores are committed, per condition); return what to tell the user."""
     committed = {condition_name(c.perturb, c.level): len(c.store.done()) for c in conditions}
-    report = {"fiagen_version": __version__, "suite": spec, "status": f"stopped: {reason}",
+    report = {"fiagen_version": __version__, "suite": spec, "status": status or f"stopped: {reason}", **extra,
               "videos_committed": committed, "videos_pending": {condition_name(c.perturb, c.level): len(c.todo)
                                                                 for c in conditions}}
     try:

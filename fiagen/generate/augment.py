@@ -1,4 +1,4 @@
-"""Augmentations applied to the real and the fake of a pair with identical parameters (METHOD.md §2.5).
+"""Augmentations applied to the real and the fake of a pair with identical parameters (docs/method.md §2.5).
 
 SBI's post-blend jitter (RGB shift, HSV, brightness/contrast, each p=0.3) and JPEG (quality 40..100,
 p=0.5) at native resolution, then horizontal flip, cut-out and Gaussian noise. The same parameters on

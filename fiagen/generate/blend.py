@@ -1,4 +1,4 @@
-"""RAC, random artifact combination: the blend F = M * I_t + (1 - M) * I_s (METHOD.md §2.4).
+"""RAC, random artifact combination: the blend F = M * I_t + (1 - M) * I_s (docs/method.md §2.4).
 
 Inside the mask is the manipulated side I_t (reconstructed and/or transformed), outside is I_s. Where
 M = 0 the result is I_s exactly, where M = 1 it is I_t exactly; in between it is the formula rounded

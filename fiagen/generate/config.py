@@ -3,7 +3,10 @@ resolved Recipe that the per-frame code follows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any
 
 from fiagen.ablations import ABLATIONS
 from fiagen.errors import FiagenError
@@ -22,13 +25,13 @@ class GenerateError(FiagenError):
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """Optional knobs of the online stage beyond the ablation (defaults follow METHOD.md §2).
+    """Optional knobs of the online stage beyond the ablation (defaults follow docs/method.md §2).
 
     mask_types: override the ablation's mask types (drawn with equal probability).
     recon_probs: override MMR's (variant, probability) pairs; variants ae, sr, original.
     t_source_p: probability that T goes to the source (outside) side rather than the target.
     transform: apply T at all (off: the two sides differ only by the reconstruction).
-    affine: SBI's spatial step (METHOD.md §2.3b): random affine of the target side and mask, elastic
+    affine: SBI's spatial step (docs/method.md §2.3b): random affine of the target side and mask, elastic
         deformation of every mask type; on in every recipe but the no_affine ablation.
     elastic_p: probability of the macro masks' elastic deformation.
     train_margins: range of the random per-side crop margins in training (fractions of the face box).
@@ -100,3 +103,123 @@ def resolve_recipe(ablation: str, config: GenerateConfig, train: bool, size: int
         margins=config.train_margins,
         augment=config.augment if train and config.post_blend else None,
     )
+
+
+# The `generate:` section of a stage's YAML (train, preview, generate, a pipeline's train stage): the
+# fields of GenerateConfig but `affine` (each stage has its own `affine` key), nested mappings for
+# `augment` and `augment.colour`, as plain YAML data with every default filled in.
+SECTION = "generate"
+NOT_IN_SECTION = ("affine",)
+SECTION_HELP = ("YAML only: the online stage's knobs, a mapping of GenerateConfig's fields (e.g. `generate: "
+                "{t_source_p: 0.3, elastic_p: 0.5, recon_probs: {ae: 0.5, sr: 0.5}}`; see `--dry-run` for every "
+                "key and its default): mask_types, recon_probs, t_source_p, transform, elastic_p, train_margins, "
+                "post_blend, augment (jpeg_p, flip_p, ..., colour), verify.")
+
+
+def _plain(value: Any) -> Any:
+    """A default as YAML-safe data: tuples as lists, dataclasses as mappings."""
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _number(value: Any, where: str, kind: type = float) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        raise GenerateError(f"{where}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+    return kind(value)
+
+
+def _checked(name: str, hint: Any, value: Any, where: str) -> Any:
+    """One value of the section, checked and as plain data."""
+    if name == "mask_types":
+        if value is None:
+            return None
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+        valid = MASK_TYPES + ("hull68",)
+        if not isinstance(items, list) or not items or any(v not in valid for v in items):
+            raise GenerateError(f"{where}: expected a list of {', '.join(valid)}, got {value!r}")
+        return list(items)
+    if name == "recon_probs":
+        if value is None:
+            return None
+        pairs = value.items() if isinstance(value, Mapping) else value
+        try:
+            probs = {str(k): _number(p, f"{where}.{k}") for k, p in pairs}
+        except (TypeError, ValueError):
+            raise GenerateError(f"{where}: expected a mapping of {', '.join(RECONS)}: probability, got "
+                                f"{value!r}") from None
+        if any(k not in RECONS for k in probs) or any(p < 0 for p in probs.values()) or sum(probs.values()) <= 0:
+            raise GenerateError(f"{where}: expected a mapping of {', '.join(RECONS)}: probability >= 0 (not all 0), "
+                                f"got {value!r}")
+        return probs
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise GenerateError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if typing.get_origin(hint) is tuple:
+        kind = typing.get_args(hint)[0]
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise GenerateError(f"{where}: expected [LOW, HIGH], got {value!r}")
+        low, high = (_number(v, where, kind) for v in value)
+        if not 0 <= low <= high:
+            raise GenerateError(f"{where}: expected 0 <= LOW <= HIGH, got {value!r}")
+        return [low, high]
+    number = _number(value, where, hint if hint in (int, float) else float)
+    if number < 0 or (name.endswith("_p") and number > 1):
+        raise GenerateError(f"{where}: expected a {'probability in [0, 1]' if name.endswith('_p') else 'number >= 0'}, "
+                            f"got {value!r}")
+    return number
+
+
+def _section(default: Any, given: Any, where: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of the dataclass instance `default` (less `skip`) with the values of `given` checked."""
+    if not isinstance(given, Mapping):
+        raise GenerateError(f"{where}: expected a mapping of key: value, got {given!r}")
+    names = [f.name for f in fields(default) if f.name not in skip]
+    given = {str(k).replace("-", "_"): v for k, v in given.items()}
+    unknown = [k for k in given if k not in names]
+    if unknown and unknown[0] in skip:
+        raise GenerateError(f"{where}: {unknown[0]!r} is the stage's own key ({unknown[0]}: ... beside {where}:), "
+                            f"not one of {where}'s")
+    if unknown:
+        raise GenerateError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(names)}")
+    hints = typing.get_type_hints(type(default))
+    out = {}
+    for name in names:
+        value = getattr(default, name)
+        if is_dataclass(value):
+            out[name] = _section(value, given.get(name, {}), f"{where}.{name}")
+        else:
+            out[name] = _checked(name, hints[name], given[name], f"{where}.{name}") if name in given else _plain(value)
+    return out
+
+
+def generate_settings(given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `generate:` section of a stage's YAML checked against GenerateConfig's fields (unknown keys,
+    types, ranges: a GenerateError naming the key and the valid keys) and completed with every default,
+    as plain YAML data. Idempotent: its output is a valid input."""
+    return _section(GenerateConfig(), {} if given is None else given, SECTION, NOT_IN_SECTION)
+
+
+def _built(cls: type, data: Mapping[str, Any]) -> Any:
+    """A dataclass from checked plain data (lists as tuples, mappings of nested dataclasses built)."""
+    hints, values = typing.get_type_hints(cls), {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value, hint = data[f.name], hints[f.name]
+        if isinstance(value, Mapping) and f.name == "recon_probs":
+            value = tuple((k, float(p)) for k, p in value.items())
+        elif isinstance(value, Mapping):
+            value = _built(hint, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def generate_config(settings: Mapping[str, Any] | None = None, **fixed: Any) -> GenerateConfig:
+    """The GenerateConfig of a stage: its `generate:` section (checked) and the stage's own keys (`affine`)."""
+    return replace(_built(GenerateConfig, generate_settings(settings)), **fixed)

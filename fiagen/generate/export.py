@@ -49,7 +49,8 @@ def _paths(fmt: str, split: str, video: str, frame: int, epoch: int) -> dict[str
     if fmt == "png":
         return {kind: f"{split}/{kind}/{name}" for kind in ("real", "fake", "mask")}
     root = DATASET_NAME
-    return {"real": f"{root}/real/frames/{name}", "fake": f"{root}/fake/frames/{name}", "mask": f"{root}/fake/masks/{name}"}
+    return {"real": f"{root}/real/frames/{name}", "fake": f"{root}/fake/frames/{name}",
+            "mask": f"{root}/fake/masks/{name}"}
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

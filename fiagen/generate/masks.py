@@ -1,6 +1,6 @@
 """MTMS, multi-type mask synthesis: the region of a pseudo-fake that gets the manipulated side.
 
-Five types (METHOD.md §2.3): two macro masks (convex hull of the 81 landmarks; the rectangle through
+Five types (docs/method.md §2.3): two macro masks (convex hull of the 81 landmarks; the rectangle through
 the 4 extreme keypoints) and three micro masks (eyes; mouth; eyes and mouth) from the stored mesh
 regions. Macro masks are elastically deformed, then eroded or dilated by two Gaussian blurs (SBI's
 recipe: blur, keep the part still at full strength, blur again); micro masks get one softening blur.
@@ -82,7 +82,8 @@ class Canvas:
 
     def points(self, xy: np.ndarray) -> np.ndarray:
         """Image points (n, 2) in canvas index coordinates."""
-        return ((np.asarray(xy, np.float32) - np.float32(self.origin)) * np.float32(self.scale) - 0.5).astype(np.float32)
+        shifted = np.asarray(xy, np.float32) - np.float32(self.origin)
+        return (shifted * np.float32(self.scale) - 0.5).astype(np.float32)
 
     def region_matrix(self, box: Sequence[int]) -> np.ndarray:
         """The 2x3 map from pixel indices of the image region `box` (x0, y0, x1, y1) to canvas indices."""
@@ -227,7 +228,7 @@ def soft_mask(rng: np.random.Generator, kind: str, parts: FaceParts, box: Sequen
               elastic_p: float = 1.0, elastic_micro: bool = False) -> tuple[Canvas, np.ndarray]:
     """The canvas and soft [0, 1] mask of a type over the crop `box`: macro = elastic deformation
     (p=elastic_p) then erode/dilate; micro = elastic deformation (p=elastic_p, only with `elastic_micro`:
-    SBI's spatial step, METHOD.md §2.3b) then one softening blur. Every random number comes from rng,
+    SBI's spatial step, docs/method.md §2.3b) then one softening blur. Every random number comes from rng,
     always in the same order."""
     shapes = polygons(kind, parts)
     macro = kind in MACRO_TYPES

@@ -2,7 +2,7 @@
 
 Precompute stores per frame the original and, when reconstructors ran, its autoencoder (AE) and
 super-resolution (SR) reconstructions. Online, I_t is AE with p=0.3, SR with p=0.2, the original with
-p=0.5 (METHOD.md §2.1). A variant that a row does not have (no reconstructor ran, or it failed on
+p=0.5 (docs/method.md §2.1). A variant that a row does not have (no reconstructor ran, or it failed on
 that frame) is replaced by the original, so a draw never fails; the fallback is reported as such.
 """
 

@@ -4,12 +4,14 @@ fiagen.settings reads them: options, YAML keys, --config and --dry-run."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fiagen.ablations import ABLATIONS
-from fiagen.settings import seed_setting, setting
+from fiagen.generate.config import SECTION_HELP, GenerateError, generate_settings
+from fiagen.settings import ConfigError, seed_setting, setting
 
 AFFINE_HELP = ("SBI's spatial step (random affine of the blended-in side and mask, elastic deformation of every "
-               "mask type); on in every recipe (METHOD.md §2.3b).")
+               "mask type); on in every recipe (docs/method.md §2.3b).")
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,12 @@ class PreviewConfig:
     columns: int = setting(4, "Pairs per grid row.", min=1)
     ablation: str = setting("full", "Pseudo-fake recipe (Table 6a).", choices=ABLATIONS)
     affine: bool = setting(True, AFFINE_HELP)
+    generate: dict[str, Any] | None = setting(None, SECTION_HELP, option=False, section=generate_settings)
     eval: bool = setting(False, "Validation draws: 12.5% crop, no flip/cut-out/noise/jitter (default: training "
                                 "draws).", flag=True)
+
+    def __post_init__(self) -> None:
+        _complete_section(self)
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,20 @@ class ExportConfig:
     size: int = setting(380, "Side of the written images (px).", min=16)
     ablation: str = setting("full", "Pseudo-fake recipe (Table 6a).", choices=ABLATIONS)
     affine: bool = setting(True, AFFINE_HELP)
+    generate: dict[str, Any] | None = setting(None, SECTION_HELP + " Its post_blend is --augment's.", option=False,
+                                              section=generate_settings)
     augment: bool = setting(False, "Also apply the shared post-blend augmentations (jitter, JPEG, flip, cut-out, "
                                    "noise).", flag=True)
     loader_workers: int = setting(0, "DataLoader worker processes (0: in this process).", min=0, alias="--workers")
     quiet: bool = setting(False, "No progress bar.", flag=True)
+
+    def __post_init__(self) -> None:
+        _complete_section(self)
+
+
+def _complete_section(cfg: PreviewConfig | ExportConfig) -> None:
+    """The `generate:` section of a config checked and completed with every default (shown by --dry-run)."""
+    try:
+        object.__setattr__(cfg, "generate", generate_settings(cfg.generate))
+    except GenerateError as err:
+        raise ConfigError(str(err)) from None

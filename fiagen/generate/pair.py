@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,10 +30,10 @@ from fiagen.generate.transforms import SourceTargetTransform, TargetAffine
 # Pixels kept around the mask's support when T runs on the target side only (filters reach 2-4 px).
 T_PAD = 8
 STEPS = ("draw", "mask", "read_target", "transform", "blend", "augment", "resize")
-Timer = Callable[[str], ContextManager[Any]]
+Timer = Callable[[str], AbstractContextManager[Any]]
 
 
-def untimed(step: str) -> ContextManager[Any]:
+def untimed(step: str) -> AbstractContextManager[Any]:
     return nullcontext()
 
 

@@ -1,4 +1,4 @@
-"""T, the source-target augmentation: a colour change then a frequency change (METHOD.md §2.2).
+"""T, the source-target augmentation: a colour change then a frequency change (docs/method.md §2.2).
 
 Each transform is a small frozen dataclass of explicit parameters: `draw(rng, ...)` picks them
 (always the same number of draws, so a sample can be replayed) and calling it applies them to a
@@ -146,7 +146,8 @@ class FrequencyOp:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         if self.op == "downscale":
-            small = cv2.resize(image, (max(1, w // self.factor), max(1, h // self.factor)), interpolation=cv2.INTER_NEAREST)
+            small = cv2.resize(image, (max(1, w // self.factor), max(1, h // self.factor)),
+                               interpolation=cv2.INTER_NEAREST)
             return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
         if self.op == "sharpen":
             return cv2.filter2D(image, -1, sharpen_kernel(self.alpha, self.lightness))

@@ -1,16 +1,33 @@
-"""Ray plumbing shared by the stages: attach to a cluster or start a local Ray; stream results with\nray.wait, a bounded number in flight."""
+"""Ray plumbing shared by the stages: attach to a cluster or start a local Ray; stream results with
+ray.wait, a bounded number in flight."""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import ray
 
+from fiagen import stop
+from fiagen.pipeline.reaper import start_watcher, stop_watcher
+
 T = TypeVar("T")
+
+
+def init_kwargs(address: str | None, concurrency: int | None) -> dict[str, Any]:
+    """The ray.init arguments of a stage: no dashboard (nobody asked for one; its agents outlive a killed
+    driver), Ray's own logging quiet; `address` None: a local Ray of `concurrency` CPUs (default: all
+    cores), even where `ray start` ran or RAY_ADDRESS is set ("local": plain ray.init() would attach to
+    that cluster and then refuse num_cpus)."""
+    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                                  configure_logging=True)
+    if address:
+        return dict(address=address, **kwargs)
+    return dict(address="local", num_cpus=concurrency or os.cpu_count() or 1, **kwargs)
 
 
 @contextmanager
@@ -21,23 +38,28 @@ def ray_session(address: str | None, concurrency: int | None) -> Iterator[int]:
     `ray start` ran or RAY_ADDRESS is set; "auto", "host:port" or "ray://host:port" attaches to a cluster,
     where `concurrency` defaults to the cluster's CPU count.
     """
-    started = False
+    started, watcher = False, None
     if not ray.is_initialized():
-        kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-                      configure_logging=True)
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            # "local": plain ray.init() would attach to a cluster found via RAY_ADDRESS or `ray start`
-            # and then refuse num_cpus
-            ray.init(address="local", num_cpus=concurrency or os.cpu_count() or 1, **kwargs)
+        try:
+            ray.init(**init_kwargs(address, concurrency))
+        except SystemExit as err:  # a SIGTERM met ray.init's own handler (sys.exit(15)) before fiagen's was back
+            if err.code != signal.SIGTERM:
+                raise
+            ray.shutdown()
+            raise stop.Stopped(signal.SIGTERM) from None
         started = True
+        if not address:  # this process's own Ray: ended with it even on a kill -9 (fiagen.pipeline.reaper)
+            watcher = start_watcher()
+        stop.reinstall()  # ray.init put its own SIGTERM handler (exit 15) in place of fiagen's
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         yield max(1, concurrency or cpus)
     finally:
         if started:
-            ray.shutdown()
+            try:
+                ray.shutdown()
+            finally:
+                stop_watcher(watcher)
 
 
 def as_finished(jobs: Iterable[tuple[ray.ObjectRef, T]], limit: int, ordered: bool = False

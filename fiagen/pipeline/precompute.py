@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import ray
 
-from fiagen.files import DiskFullError
+from fiagen import stop
+from fiagen.files import DiskFullError, remove_stale_temps
 from fiagen.manifests.manifest import MANIFEST_NAME, RUN_NAME, write_run_report
 from fiagen.manifests.sources import SPLITS, resolve_source
 from fiagen.outputs import claim_output, hold_folder
@@ -18,10 +20,18 @@ from fiagen.pipeline.extract import VideoResult, extract_video
 from fiagen.pipeline.index import write_manifest
 from fiagen.pipeline.plan import ShardPlan, is_done, plan_shards
 from fiagen.pipeline.reconstruct.stage import ReconstructPool, pick_fit_videos, prepare_builtin
-from fiagen.pipeline.run_report import run_report, stopped_report
-from fiagen.pipeline.shards import ShardContent, read_shard_meta, recorded_checksum, write_shard
+from fiagen.pipeline.run_report import run_report, stopped_report, write_stopped
+from fiagen.pipeline.shards import (
+    ShardContent,
+    empty_record_path,
+    read_shard_meta,
+    recorded_checksum,
+    write_empty_shard,
+    write_shard,
+)
 from fiagen.progress import stage_progress
 
+log = logging.getLogger(__name__)
 __all__ = ["ConfigMismatch", "PrecomputeConfig", "PrecomputeReport", "precompute"]
 
 
@@ -49,7 +59,11 @@ def _write_remote(out: str, plan: ShardPlan, cfg: PrecomputeConfig, ids: dict[st
             content.failures.append({"video_id": res.video_id, "path": res.path, "reason": res.failure})
         content.failures.extend(res.frame_failures)
     start = time.perf_counter()
-    digest = write_shard(Path(out) / plan.relpath, content)
+    if content.records:
+        digest = write_shard(Path(out) / plan.relpath, content)
+        empty_record_path(Path(out) / plan.relpath).unlink(missing_ok=True)
+    else:  # every video failed: a record of the shard, no 0-row HDF5 file
+        digest = write_empty_shard(Path(out) / plan.relpath, content)
     return {"relpath": plan.relpath, "sha256": digest, "write_s": time.perf_counter() - start}
 
 
@@ -84,9 +98,10 @@ def _run_shards(cfg: PrecomputeConfig, out: Path, todo: list[ShardPlan], concurr
     writers: list[ray.ObjectRef] = []  # not finished yet
     ids = pool.ids if pool is not None else {}
     frames_done, extracting, start, full = 0, 0, time.perf_counter(), None
-    with stage_progress(cfg.quiet) as bar:
+    with stop.safe_points(), stage_progress(cfg.quiet) as bar:
         task = bar.add_task("precompute", total=len(queue), rate="")
-        while (queue or in_flight) and full is None:
+        # a signal stops the extraction: the shards whose writers started are finished, the others dropped
+        while (queue or in_flight) and full is None and stop.requested() is None:
             # at most `concurrency` extractions, and no more while the actors have a full queue
             while queue and extracting < concurrency and (pool is None or pool.pending < pool.capacity):
                 plan, item = queue.pop(0)
@@ -123,6 +138,8 @@ def _run_shards(cfg: PrecomputeConfig, out: Path, todo: list[ShardPlan], concurr
         rest = _collect_writes(writers, written)  # waited for even after a full disk: they write into `out`
     if full or rest:
         raise full or rest
+    if queue or in_flight:  # left by a signal
+        raise stop.Stopped(stop.requested())
     return {"videos": summaries, "reconstruct": recon, "written": written, "process_s": time.perf_counter() - start}
 
 
@@ -142,6 +159,11 @@ def precompute(cfg: PrecomputeConfig) -> PrecomputeReport:
     AE/SR before its shard is written."""
     source = resolve_source(cfg.src, cfg.root)
     listing = source.select(cfg.splits, cfg.limit)
+    if listing.missing:
+        expected = len(listing.missing) + len([it for it in source.items if it.split in cfg.splits])
+        log.warning("%s: %d of the %d videos of splits %s are missing under %s; precompute goes on without them "
+                    "(OUT/run.json lists them)", cfg.src, len(listing.missing), expected, ",".join(cfg.splits),
+                    listing.root)
     fit_pool = source.select(SPLITS, cfg.limit)  # builtin models fit on train videos whatever --splits says
     specs = cfg.reconstructor_specs()
     builtin = [s.kind for s in specs if s.family == "builtin"]
@@ -158,6 +180,8 @@ def precompute(cfg: PrecomputeConfig) -> PrecomputeReport:
                                                     f"differ); use another --out or pass --overwrite to rebuild it"))
         plans = plan_shards(listing, cfg.splits, cfg.frames, cfg.shard_size)
         todo = [p for p in plans if not is_done(out, p)]
+        log.info("%s: %d videos in %d shards, %d to write (%d already done)", cfg.src, len(listing.items),
+                 len(plans), len(todo), len(plans) - len(todo))
         wall_start = time.perf_counter()
         run: dict[str, Any] = {"videos": {}, "reconstruct": {}, "written": [], "process_s": 0.0, "models_s": 0.0}
         concurrency, written = 0, []
@@ -174,10 +198,17 @@ def precompute(cfg: PrecomputeConfig) -> PrecomputeReport:
                     models_s = time.perf_counter() - models_start
                     run = {**_run_shards(cfg, out, todo, concurrency, pool, written), "models_s": models_s}
             wall = time.perf_counter() - wall_start
-            shard_entries = [(p.relpath, recorded_checksum(out / p.relpath) or "") for p in plans]
+            shard_entries = [(p.relpath, recorded_checksum(out / p.relpath) or "") for p in plans
+                             if (out / p.relpath).exists()]  # a shard without rows has only its record
             write_manifest(out, shard_entries)
             report = run_report(cfg, listing, fingerprint, plans, todo, run, wall, concurrency)
             write_run_report(out, report)
         except DiskFullError as err:
+            remove_stale_temps(out)  # what writers that Ray ended left; the folder is still held
             raise err.noted(stopped_report(cfg, out, fingerprint, plans, todo, written, str(err))) from None
+        except stop.Stopped as err:
+            remove_stale_temps(out)
+            complete, _ = write_stopped(cfg, out, fingerprint, plans, todo, written, stop.STATUS, signal=err.name)
+            detail = " ".join(filter(None, (err.detail, f"with {complete} of {len(plans)} shards complete")))
+            raise stop.Stopped(err.signum, detail) from None
     return PrecomputeReport(out, report, len(todo), len(plans) - len(todo))

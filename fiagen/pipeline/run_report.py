@@ -37,8 +37,17 @@ def stopped_report(cfg: PrecomputeConfig, out: Path, fingerprint: dict[str, Any]
              todo: list[ShardPlan], written: list[dict[str, Any]], reason: str) -> str:
     """Write run.json for a run stopped by a full disk (which shards are complete, which are not; the
     manifest is left as it was); return what to tell the user."""
+    complete, where = write_stopped(cfg, out, fingerprint, plans, todo, written, f"stopped: {reason}")
+    return (f"{complete} of {len(plans)} shards are complete ({where}); free some space and run the same "
+            f"command again to build the rest")
+
+
+def write_stopped(cfg: PrecomputeConfig, out: Path, fingerprint: dict[str, Any], plans: list[ShardPlan],
+                  todo: list[ShardPlan], written: list[dict[str, Any]], status: str, **extra: Any) -> tuple[int, str]:
+    """Write run.json for a stopped run with `status` (which shards are complete, which are not; the
+    manifest is left as it was); return how many shards are complete and where they are listed."""
     complete = ({p.relpath for p in plans} - {p.relpath for p in todo}) | {w["relpath"] for w in written}
-    report = {"fiagen_version": __version__, "status": f"stopped: {reason}",
+    report = {"fiagen_version": __version__, "status": status, **extra,
               "config": {**asdict(cfg), "splits": list(cfg.splits)}, "fingerprint": fingerprint,
               "counts": {"shards": len(plans), "shards_complete": len(complete)},
               "shards_complete": sorted(complete),
@@ -48,8 +57,7 @@ def stopped_report(cfg: PrecomputeConfig, out: Path, fingerprint: dict[str, Any]
         where = f"listed in {out / RUN_NAME}"
     except DiskFullError:
         where = f"{RUN_NAME} could not be written either"
-    return (f"{len(complete)} of {len(plans)} shards are complete ({where}); free some space and run the same "
-            f"command again to build the rest")
+    return len(complete), where
 
 
 def _nodes(summaries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -67,14 +75,17 @@ def _shard_totals(cfg: PrecomputeConfig, plans: list[ShardPlan], todo: list[Shar
     counts = dict.fromkeys(("frames_sampled", "frames_stored", "frames_no_face", "frames_no_landmarks"), 0)
     per_split: dict[str, dict[str, int]] = {s: {"videos": 0, "videos_failed": 0, "frames_stored": 0}
                                             for s in cfg.splits}
-    failures, shards, ids = [], [], {"ae": set(), "sr": set()}
+    failures, shards, ids, short = [], [], {"ae": set(), "sr": set()}, []
     for plan in plans:
         meta = read_shard_meta(Path(cfg.out) / plan.relpath)
         for kind in ids:
             ids[kind].add(meta[f"{kind}_id"])
-        for stats in meta["video_stats"].values():
+        for video_id, stats in meta["video_stats"].items():
             for key in counts:
                 counts[key] += stats[key]
+            if stats.get("frames_shortfall"):  # its stream ended early: sampled from the frames that decoded
+                short.append({"video_id": video_id, "split": plan.split, "frames_decoded": stats["frames_decoded"],
+                              "frames_shortfall": stats["frames_shortfall"]})
         per_split[plan.split]["videos"] += len(plan.videos)
         per_split[plan.split]["videos_failed"] += sum("frame_index" not in f for f in meta["failures"])
         per_split[plan.split]["frames_stored"] += meta["n_rows"]
@@ -82,7 +93,8 @@ def _shard_totals(cfg: PrecomputeConfig, plans: list[ShardPlan], todo: list[Shar
         shards.append({"path": plan.relpath, "split": plan.split, "rows": meta["n_rows"],
                        "sha256": recorded_checksum(Path(cfg.out) / plan.relpath),
                        "videos": meta["videos"], "rebuilt": plan.relpath in rebuilt})
-    return {"counts": counts, "per_split": per_split, "failures": failures, "shards": shards, "ids": ids}
+    return {"counts": counts, "per_split": per_split, "failures": failures, "shards": shards, "ids": ids,
+            "short": short}
 
 
 def _timings(run: dict[str, Any], wall: float) -> dict[str, Any]:
@@ -126,6 +138,7 @@ def run_report(cfg: PrecomputeConfig, listing: SourceListing, fingerprint: dict[
             "videos_found": len(listing.items),
             "videos_missing": len(listing.missing),
             "videos_failed": len(failures) - len(frame_failures),
+            "videos_short": len(totals["short"]),  # streams that ended before their container's frame count
             **totals["counts"],
             "frames_ae_failed": sum(f["stage"] == "ae" for f in frame_failures),
             "frames_sr_failed": sum(f["stage"] == "sr" for f in frame_failures),
@@ -138,6 +151,7 @@ def run_report(cfg: PrecomputeConfig, listing: SourceListing, fingerprint: dict[
         "missing": [{"video_id": m.video_id, "split": m.split, "path": str(m.path)} for m in listing.missing],
         "unassigned": listing.unassigned,
         "failures": failures,
+        "short": totals["short"],
         "reconstructors": {kind: {"spec": getattr(cfg, kind), "ids": sorted(values),
                                   "fit": read_record(Path(cfg.out) / MODELS_DIR, kind)
                                   if getattr(cfg, kind) == "builtin" else None}

@@ -1,13 +1,17 @@
 """HDF5 shards: the on-disk format between precompute and every later stage.
 
-Schema (version 1), one file per shard, `out/shards/<split>/<shard_id>.h5`:
+Schema (version 1), one file per shard, `out/shards/<split>/<shard_id>.h5`; a shard none of whose videos
+gave a frame has no HDF5 file (no 0-row shards) but its record `<shard_id>.h5.empty.json`: the same file
+attributes as JSON, with n_rows 0 (write_empty_shard; read_shard_meta reads either):
 
 file attributes
     schema_version (int), split, shard_id, fiagen_version, ae_id, sr_id (reconstructor ids, "none"
     when absent), compression ("none" or "gzip"), videos (JSON list of the planned video ids), failures (JSON list of
     {"video_id", "path", "reason"}: a failed video; entries that also have "frame_index" and "stage" ("ae" or
-    "sr") are single frames a reconstructor failed on, whose ae_ok/sr_ok is False), video_stats (JSON {video_id: {"frames_sampled", "frames_stored",
-    "frames_no_face", "frames_no_landmarks"}}).
+    "sr") are single frames a reconstructor failed on, whose ae_ok/sr_ok is False), video_stats (JSON
+    {video_id: {"frames_sampled", "frames_stored", "frames_no_face", "frames_no_landmarks", "frames_decoded",
+    "frames_shortfall"}}: the last two, where recorded, say how many frames the stream delivered and how many
+    fewer than its container lists when it ended early).
 per-row datasets (N rows, one per stored frame, in video then frame order)
     video_id (N,) str; frame_index (N,) int64; n_faces (N,) int16; det_score (N,) float32;
     crop_box (N, 4) int32: x0, y0, x1, y1 of the crop in the source frame (its offset is x0, y0);
@@ -25,6 +29,8 @@ images (ragged storage: one dataset per row, one chunk per dataset, gzip, lossle
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -36,7 +42,7 @@ import numpy as np
 
 from fiagen import __version__
 from fiagen.errors import ShardError
-from fiagen.files import atomic_file, sha256_file, write_text
+from fiagen.files import sha256_file, write_bytes, write_text
 
 SCHEMA_VERSION = 1
 IMAGE_KINDS = ("image", "ae", "sr")
@@ -99,11 +105,26 @@ def _image_dataset(group: h5py.Group, row: int, array: np.ndarray, compression: 
 
 
 def write_shard(path: Path, content: ShardContent) -> str:
-    """Write a shard atomically (fiagen.files.atomic_file) and its checksum sidecar; return the sha256."""
+    """Write a shard atomically (fiagen.files.write_bytes) and its checksum sidecar; return the sha256.
+
+    The HDF5 file is built in memory and written in one go: HDF5 writing into a file on a full disk fails
+    in its flush on close, and crashed the process there (SIGSEGV in H5D__flush_all_cb); a plain write
+    that finds no space is one DiskFullError, with its temporary removed."""
     path = Path(path)
+    image = io.BytesIO()
+    _write_hdf5(image, content)
+    data = image.getbuffer()
+    write_bytes(path, data)
+    digest = hashlib.sha256(data).hexdigest()
+    write_text(checksum_path(path), f"{digest}  {path.name}\n")
+    return digest
+
+
+def _write_hdf5(target: io.BytesIO, content: ShardContent) -> None:
+    """The HDF5 file of a shard, written into `target`."""
     recs = content.records
     n = len(recs)
-    with atomic_file(path) as tmp, h5py.File(tmp, "w", libver="latest") as f:
+    with h5py.File(target, "w", libver="latest") as f:
         f.attrs.update(
             schema_version=SCHEMA_VERSION,
             split=content.split,
@@ -144,9 +165,6 @@ def write_shard(path: Path, content: ShardContent) -> str:
                     raise ValueError(f"{kind} of {rec.video_id}:{rec.frame_index} has shape {variant.shape}, "
                                      f"the frame has {rec.image.shape}")
                 _image_dataset(groups[kind], row, variant, content.compression)
-    digest = sha256_file(path)
-    write_text(checksum_path(path), f"{digest}  {path.name}\n")
-    return digest
 
 
 def recorded_checksum(path: Path) -> str | None:
@@ -251,8 +269,31 @@ def _attr(value: Any) -> Any:
     return value
 
 
+def empty_record_path(path: Path) -> Path:
+    """Where the record of a shard with no rows (every video of it failed) lies: `<id>.h5.empty.json`,
+    written instead of an HDF5 file."""
+    return Path(path).with_suffix(Path(path).suffix + ".empty.json")
+
+
+def write_empty_shard(path: Path, content: ShardContent) -> str:
+    """Record a shard none of whose videos gave a frame: its attributes (the failures, the videos'
+    counts) as JSON at empty_record_path, and no HDF5 file (an earlier one and its sidecar are removed),
+    so a rerun knows it is done and no 0-row shard lies among the shards. Returns "" (no checksum)."""
+    path = Path(path)
+    meta = {"schema_version": SCHEMA_VERSION, "split": content.split, "shard_id": content.shard_id,
+            "fiagen_version": __version__, "ae_id": content.ae_id, "sr_id": content.sr_id,
+            "compression": content.compression, "videos": content.videos, "failures": content.failures,
+            "video_stats": content.video_stats, "n_rows": 0}
+    write_text(empty_record_path(path), json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    for stale in (checksum_path(path), path):
+        stale.unlink(missing_ok=True)
+    return ""
+
+
 def read_shard_meta(path: Path) -> dict[str, Any]:
-    """A shard's attributes with the JSON ones decoded."""
+    """A shard's attributes with the JSON ones decoded (a shard without rows: its empty record's)."""
+    if not Path(path).exists() and empty_record_path(path).exists():
+        return json.loads(empty_record_path(path).read_text())
     reader = ShardReader(path)
     meta = dict(reader.attrs)
     for key in ("videos", "failures", "video_stats"):

@@ -1,5 +1,5 @@
 """AFFS, automatic forgery-aware feature selection: keep the backbone channels whose real/fake
-difference looks most like the forgery mask (METHOD.md §3, paper Eq. 3 and Table 7).
+difference looks most like the forgery mask (docs/method.md §3, paper Eq. 3 and Table 7).
 
 For pyramid level i and channel k: L[i,k] = mean_n mean_pixels (Norm(|f_ik(R_n) − f_ik(F_n)|) − M_n)²,
 where Norm min-max scales each difference map to [0,1] and M_n is area-resized to the map. The paper

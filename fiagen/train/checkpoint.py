@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -104,15 +105,48 @@ def save_checkpoint(path: str | Path, model: Detector | TrainNet, *, epoch: int 
     return write_bytes(path, buffer.getbuffer())
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def zip_damage(path: Path) -> str | None:
+    """Why a torch file in zip format (what torch.save writes) is damaged, found before anything of it is
+    unpickled: cut short (its zip directory cannot be read), or a record whose bytes fail the CRC-32
+    written with it. None when it is intact, or not a zip file (a raw pickle: torch.load judges it)."""
+    with open(path, "rb") as fh:
+        if fh.read(4) != ZIP_MAGIC:
+            return None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for entry in zf.infolist():
+                if entry.CRC == 0 and entry.file_size:  # saved without CRC-32s (torch's compute_crc32 off)
+                    continue
+                with zf.open(entry) as member:  # zipfile checks the CRC-32 at the end of each record
+                    while member.read(1 << 20):
+                        pass
+    except zipfile.BadZipFile as err:
+        if "CRC" in str(err):
+            return f"its record {entry.filename.split('/')[-1]} does not match the CRC-32 saved with it"
+        return "it is cut short or corrupted: its zip directory cannot be read"
+    except (OSError, EOFError, ValueError) as err:  # a record cut short, a bad local header, ...
+        return f"it is cut short or corrupted: {message_line(err)}"
+    return None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The raw checkpoint dict (weights_only=True), checked to be a fiagen detector."""
+    """The raw checkpoint dict (weights_only=True), checked to be a fiagen detector: intact (its zip
+    records' CRC-32s before anything is unpickled, then the digest saved in it), plain data."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
+    damage = zip_damage(p)
+    if damage is not None:
+        raise CheckpointDamaged(f"{p} is damaged: {damage}; the file changed after it was written, or was not "
+                                f"copied whole")
     try:
         data = load_plain(p)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is one user error
-        raise CheckpointError(f"cannot read checkpoint {p}: {message_line(err)}") from None
+    except Exception as err:  # noqa: BLE001 - a damaged file: RuntimeError, KeyError, struct.error, ...
+        kind = "" if p.read_bytes()[:4] == ZIP_MAGIC else " (not torch's zip format: a raw pickle or an old torch file)"
+        raise CheckpointError(f"cannot read checkpoint {p}{kind}: {message_line(err)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a fiagen detector checkpoint")
     if data.get("version") != VERSION:

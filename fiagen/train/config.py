@@ -15,6 +15,7 @@ from typing import Any
 
 from fiagen.ablations import ABLATIONS
 from fiagen.files import write_text
+from fiagen.generate.config import SECTION_HELP, GenerateError, generate_settings
 from fiagen.settings import ConfigError, coerce, plain, read_yaml, seed_setting, setting, to_yaml
 
 CONFIG_NAME = "config.yaml"
@@ -56,8 +57,9 @@ class TrainConfig:
     affs_ratio: float = setting(0.75, "Channels AFFS keeps per stage for backbones without a Table 7 row.")
     fpn_channels: int | None = setting(None, "FPN width. Default: 196 for ResNets, else 128 [paper].")
     ablation: str = setting("full", "Pseudo-fake ablation (Table 6a): " + ", ".join(ABLATIONS) + ".")
-    affine: bool = setting(True, "SBI's spatial step in every recipe (METHOD.md §2.3b): random affine of the "
+    affine: bool = setting(True, "SBI's spatial step in every recipe (docs/method.md §2.3b): random affine of the "
                               "blended-in side and its mask, elastic deformation of every mask type.")
+    generate: dict[str, Any] | None = setting(None, SECTION_HELP, option=False, section=generate_settings)
     seed: int = seed_setting("the pseudo-fakes (f(seed, index, epoch)), batch order, init, dropout")
     loader_workers: int | None = setting(None, "DataLoader processes per training worker, started once and kept for "
                                             "the whole run (0: in the main process). Default: min(4, CPU cores).")
@@ -75,11 +77,16 @@ class TrainConfig:
                                  alias="--workers")
     gpus_per_worker: float = setting(0.0, "GPUs per Ray Train worker (0: CPU workers).")
     address: str | None = setting(None, "Ray cluster address ('auto' on a cluster node): the run goes through "
-                                     "Ray Train there. Default: one local process, or a local Ray for --train-workers > 1.")
+                                     "Ray Train there. Default: one local process, or a local Ray for "
+                                     "--train-workers > 1.")
     resume: bool = setting(False, "Continue RUN/last.pt exactly (model, optimizer, schedule, RNG, step).", flag=True)
     quiet: bool = setting(False, "No progress bar.", flag=True)
 
     def __post_init__(self) -> None:
+        try:  # every key of the online stage, checked, with its default: shown by --dry-run, saved with the run
+            object.__setattr__(self, "generate", generate_settings(self.generate))
+        except GenerateError as err:
+            raise ConfigError(str(err)) from None
         checks = [
             (self.size >= 32, "size must be >= 32"),
             (self.epochs >= 1, "epochs must be >= 1"),
@@ -130,6 +137,10 @@ def resolve_config(cli: Mapping[str, Any], config_file: str | None = None) -> Tr
         shards, backbone = values.get("shards"), values.get("backbone", FIELDS["backbone"].default)
         run = values.get("run") or (default_run(shards, backbone) if shards else None)
         saved = Path(run) / CONFIG_NAME if run else None
+        if saved is not None and not saved.is_file() and saved.parent.is_dir():
+            from fiagen.outputs import preflight_output
+
+            preflight_output(saved.parent, "--run")  # a run starting there has not written it yet: say so
         if saved is None or not saved.is_file():
             raise ConfigError(f"--resume: no {CONFIG_NAME} in the run folder {run!r}")
         values = {**_read(saved), **values}
@@ -140,10 +151,14 @@ def resolve_config(cli: Mapping[str, Any], config_file: str | None = None) -> Tr
     return TrainConfig(**values)
 
 
-def check_run_folder(cfg: TrainConfig) -> Path:
-    """The run folder, if it can be used: --resume needs its last.pt, a new run must not overwrite one.
-    (Cheap, so the CLI checks it before torch loads.)"""
-    run = Path(cfg.run)
+def check_run_folder(cfg: TrainConfig, lock: bool = False) -> Path:
+    """The run folder, if it can be used: a folder that can be written (not a file, nor under one, nor
+    read-only), with `lock` not held by another run (checked first, so a second --resume names the run
+    holding it); --resume needs its last.pt, a new run must not overwrite one. (Cheap, so the CLI checks
+    it before torch loads.)"""
+    from fiagen.outputs import preflight_output
+
+    run = preflight_output(Path(cfg.run), "--run", lock)
     last = run / "last.pt"
     if cfg.resume and not last.is_file():
         raise ConfigError(f"--resume: {last} does not exist")
@@ -151,6 +166,16 @@ def check_run_folder(cfg: TrainConfig) -> Path:
         raise ConfigError(f"{run} already holds a run (last.pt); pass --resume to continue it or choose "
                           f"another --run")
     return run
+
+
+def check_shards(cfg: TrainConfig) -> Path:
+    """--shards, unless it is not a folder at all: one error line before torch loads. (What a folder
+    holds is read with the datasets, before anything is written in the run folder.)"""
+    shards = Path(cfg.shards)
+    if not shards.is_dir():
+        raise ConfigError(f"{shards} has no manifest.parquet ({'a file' if shards.exists() else 'no such folder'}): "
+                          f"--shards is the output folder of `fiagen precompute`")
+    return shards
 
 
 def config_yaml(cfg: TrainConfig) -> str:

@@ -10,7 +10,8 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from fiagen.generate.dataset import FIAUSADataset, GenerateConfig
+from fiagen.generate.config import generate_config
+from fiagen.generate.dataset import FIAUSADataset
 from fiagen.generate.loader import AtEpoch, EpochSampler, pair_loader
 from fiagen.train.config import TrainConfig
 from fiagen.train.context import Context, TrainingError
@@ -18,7 +19,8 @@ from fiagen.train.context import Context, TrainingError
 
 def run_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     """The FIA-USA train and val datasets over `cfg.shards`; one error line when either is too small."""
-    recipe = dict(size=cfg.size, seed=cfg.seed, ablation=cfg.ablation, config=GenerateConfig(affine=cfg.affine))
+    recipe = dict(size=cfg.size, seed=cfg.seed, ablation=cfg.ablation,
+                  config=generate_config(cfg.generate, affine=cfg.affine))
     train = FIAUSADataset(cfg.shards, split="train", train=True, **recipe)
     val = FIAUSADataset(cfg.shards, split="val", train=False, **recipe)
     if len(train) < cfg.batch_size:

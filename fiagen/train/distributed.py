@@ -60,7 +60,7 @@ def train_distributed(cfg: TrainConfig) -> TrainResult:
         )
         try:
             trainer.fit()
-        except Exception as err:  # noqa: BLE001 - a worker's failure becomes one line
+        except Exception as err:  # noqa: BLE001 - Ray Train wraps a worker's failure in version-specific types: one line
             raise TrainingError(f"Ray Train run failed: {_first_line(err)}") from None
     last = run / "last.pt"
     state = read_checkpoint(last)["training"]

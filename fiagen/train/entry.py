@@ -6,8 +6,10 @@ It picks where the loop runs: in this process, or on Ray Train workers (`train/d
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from fiagen import stop
 from fiagen.outputs import hold_folder
-from fiagen.train.breakdown import last_breakdown
 from fiagen.train.config import TrainConfig, check_run_folder
 from fiagen.train.context import Context, resolve_device
 from fiagen.train.loop import TrainResult, run_training
@@ -20,16 +22,17 @@ def train(cfg: TrainConfig) -> TrainResult:
     one error line) before any data is read."""
     if not cfg.resume:
         fetch(resolve_init(cfg.backbone, cfg.pretrained))
-    with hold_folder(cfg.run):  # one run per folder; before Ray starts
-        if cfg.address or cfg.train_workers > 1:
-            from fiagen.train.distributed import train_distributed
+    try:
+        with hold_folder(cfg.run):  # one run per folder; before Ray starts
+            if cfg.address or cfg.train_workers > 1:
+                from fiagen.train.distributed import train_distributed
 
-            check_run_folder(cfg)  # before starting Ray
+                check_run_folder(cfg)  # before starting Ray
 
-            result = train_distributed(cfg)
-        else:
-            result = run_training(cfg, Context(device=resolve_device(cfg.device)))
-    table = None if cfg.quiet else last_breakdown(result.run)  # the last validation's AUC per pseudo-fake group
-    if table:
-        print(table)
+                result = train_distributed(cfg)
+            else:
+                result = run_training(cfg, Context(device=resolve_device(cfg.device)))
+    except stop.Stopped as err:  # resumed with --resume once there is a last.pt, else by the same command
+        resume = ("--resume",) if (Path(cfg.run) / "last.pt").is_file() else ()
+        raise stop.Stopped(err.signum, err.detail, resume, "train") from None
     return result

@@ -1,14 +1,21 @@
-"""The training loop (METHOD.md §5): AFFS init, SAM steps on (real, fake, mask) batches, per-epoch
+"""The training loop (docs/method.md §5): AFFS init, SAM steps on (real, fake, mask) batches, per-epoch
 validation, last/best checkpoints, exact resume. The stage's entry point is `train/entry.py`.
 
 Randomness: pseudo-fakes come from (seed, epoch, index) in the dataset, the batch order from
 (seed, epoch) in the sampler, model init from the seed, and torch's global generator (dropout, drop
 path) is reseeded from (seed, step, rank) before every step, so a resumed run repeats the
 uninterrupted one exactly without storing generator states.
+
+SIGTERM/SIGINT (fiagen.stop): the run ends the step it is in, saves last.pt at that step (the epoch's
+loss sums too, so a resume logs the same averages), writes RUN/run.json `stopped (signal)` and stops; at
+the last step of an epoch it first validates and saves as at every epoch end. A run that ends writes
+RUN/run.json `complete`.
 """
 
 from __future__ import annotations
 
+import json
+import signal
 import time
 import warnings
 from collections.abc import Callable
@@ -21,7 +28,8 @@ from pytorch_optimizer import SAM
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from fiagen.files import DiskFullError
+from fiagen import stop
+from fiagen.files import DiskFullError, write_text
 from fiagen.generate.loader import EpochSampler
 from fiagen.progress import stage_progress
 from fiagen.train.breakdown import dataset_groups
@@ -102,13 +110,21 @@ def _prepare_run(cfg: TrainConfig, ctx: Context) -> Path:
     return run
 
 
-RESUME_KEYS = ("backbone", "size", "batch_size", "seed", "ablation", "affine", "lambdas", "affs", "fpn_channels")
+RESUME_KEYS = ("backbone", "size", "batch_size", "seed", "ablation", "affine", "generate", "lambdas", "affs",
+               "fpn_channels")
+
+
+def _changes(key: str, old: Any, new: Any) -> list[str]:
+    """`key old -> new` for a changed setting; for a mapping (`generate`), one item per changed key in it."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [c for k in {**old, **new} for c in _changes(f"{key}.{k}", old.get(k), new.get(k))]
+    return [f"{key} {old!r} -> {new!r}"] if old != new else []
 
 
 def _check_resume(cfg: TrainConfig, saved: dict[str, Any]) -> None:
     """A resumed run must keep the settings that define its model and its sequence of batches."""
     now = cfg.to_dict()
-    changed = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in RESUME_KEYS if k in saved and saved[k] != now[k]]
+    changed = [c for k in RESUME_KEYS if k in saved for c in _changes(k, saved[k], now[k])]
     if changed:
         raise TrainingError(f"--resume with other settings than {cfg.run}/last.pt: {', '.join(changed)}")
 
@@ -203,10 +219,33 @@ def train_one_epoch(r: _Run, loader: DataLoader, sampler: EpochSampler, epoch: i
         loss_txt = f"{terms['loss']:.4f}" if terms else "skipped"
         advance(f"e{epoch + 1}/{cfg.epochs} loss {loss_txt} {rate:.1f} pairs/s")
         at_epoch_end = state.step % r.steps_per_epoch == 0  # that checkpoint comes after validation
-        if cfg.save_every and state.step % cfg.save_every == 0 and ctx.main and not at_epoch_end:
+        saved = bool(cfg.save_every and state.step % cfg.save_every == 0 and not at_epoch_end)
+        if saved and ctx.main:
             r.checkpoint(r.folder / "last.pt", epoch, None, training=True)
+        if stop.requested() is not None and not at_epoch_end:  # a signal: last.pt at this step, then stop
+            if ctx.main and not saved:
+                r.checkpoint(r.folder / "last.pt", epoch, None, training=True)
+            _stopped(r, epoch)
         tick = time.perf_counter()
     return wait_total, time.perf_counter() - epoch_start
+
+
+RUN_RECORD = "run.json"
+
+
+def _record(r: _Run, status: str, epoch: int, **extra: Any) -> None:
+    """RUN/run.json: how the run ended (complete, or stopped by a signal), at which step and epoch."""
+    if r.ctx.main:
+        record = {"status": status, "step": r.state.step, "epoch": epoch,
+                  "steps_total": r.steps_per_epoch * r.cfg.epochs, **extra}
+        write_text(r.folder / RUN_RECORD, json.dumps(record, indent=2) + "\n")
+
+
+def _stopped(r: _Run, epoch: int) -> None:
+    """After a signal, at a step boundary whose state RUN/last.pt holds: record it and raise Stopped."""
+    signum = stop.requested()
+    _record(r, stop.STATUS, epoch, signal=signal.Signals(signum).name)
+    raise stop.Stopped(signum, f"after step {r.state.step}", ("--resume",), "train")  # last.pt holds this step
 
 
 def _end_epoch(r: _Run, epoch: int, loader: DataLoader, groups: list[str] | None, wait_total: float,
@@ -238,15 +277,16 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
     `data`: (train, val) datasets of {"real", "fake", "mask"} items with `set_epoch`, in place of the
     FIA-USA datasets over `cfg.shards`.
     """
+    check_run_folder(cfg)
+    train_ds, val_ds = data if data is not None else run_datasets(cfg)  # bad shards: nothing written
     folder = _prepare_run(cfg, ctx)
-    train_ds, val_ds = data if data is not None else run_datasets(cfg)
     train_loader, sampler = make_train_loader(train_ds, cfg, ctx)
     val_batches = val_loader(val_ds, cfg, ctx)
     groups = dataset_groups(val_ds)
     r = _setup(cfg, ctx, folder, train_loader, sampler, data[0] if data is not None else None)
     pairs_per_step = cfg.batch_size * ctx.world
     try:
-        with stage_progress(cfg.quiet or not ctx.main, unit="pairs", rate_field="stats") as bar:
+        with stop.safe_points(), stage_progress(cfg.quiet or not ctx.main, unit="pairs", rate_field="stats") as bar:
             task = bar.add_task("train", total=r.steps_per_epoch * cfg.epochs * pairs_per_step,
                                 completed=r.state.step * pairs_per_step, stats="")
             for epoch in range(r.state.step // r.steps_per_epoch, cfg.epochs):
@@ -256,6 +296,9 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
                 wait_total, seconds = train_one_epoch(r, train_loader, sampler, epoch, advance)
                 _end_epoch(r, epoch, val_batches, groups, wait_total, seconds,
                            r.steps_per_epoch - sampler.skip // cfg.batch_size)
+                if stop.requested() is not None and epoch + 1 < cfg.epochs:  # last.pt holds this epoch's end
+                    _stopped(r, epoch + 1)
+        _record(r, "complete", cfg.epochs)
     finally:
         if r.log:
             r.log.close()

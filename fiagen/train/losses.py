@@ -1,4 +1,4 @@
-"""The training loss L = λ1·BCE + λ2·PCR + λ3·ICR (METHOD.md §4).
+"""The training loss L = λ1·BCE + λ2·PCR + λ3·ICR (docs/method.md §4).
 
 RCR, region-aware contrastive regularisation, works on the finest FPN map H with the fake's mask
 resized to it. δ(a, b) is the mean cosine similarity over all pairs of pixel features of regions a and b;

@@ -104,22 +104,74 @@ def hf_cache() -> str:
     return str(constants.HF_HUB_CACHE)
 
 
+HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm reads from a hub repo, in its order
+REACH_SECONDS = 1.0  # how long finding and connecting to the hub may take before it counts as unreachable
+
+
+def cached_weights(tag: str) -> str | None:
+    """The cached file of timm's hub weights `tag` (e.g. resnet10t.c3_in1k), or None; no network."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.models.get_pretrained_cfg(tag)
+    if cfg is None or not cfg.hf_hub_id:
+        return None
+    repo, _, revision = cfg.hf_hub_id.partition("@")
+    for name in (cfg.hf_hub_filename,) if cfg.hf_hub_filename else HUB_FILES:
+        found = try_to_load_from_cache(repo, name, revision=revision or None)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be reached (offline mode, a name that does not resolve, a connection
+    refused or timed out within REACH_SECONDS), or None when a TCP connection to it opens."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    url = urlsplit(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    outcome: list[str | None] = []
+
+    def connect() -> None:  # in a thread: a name lookup has no timeout of its own
+        try:
+            socket.create_connection((host, port), timeout=REACH_SECONDS).close()
+            outcome.append(None)
+        except OSError as err:
+            outcome.append(f"{host} cannot be reached: {err.strerror or err}")
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(REACH_SECONDS + 0.2)
+    return outcome[0] if outcome else f"{host} did not answer within {REACH_SECONDS:.0f} s"
+
+
 def fetch(init: Init) -> None:
     """Make sure the weights of `init` can be had (downloads hub weights once into the cache); one ModelError
-    line naming the alternatives when they cannot."""
+    line naming the alternatives when they cannot. Weights in the cache are used without the network; weights
+    that are not there, with the hub unreachable, are refused at once (no download retries)."""
     if init.source == "file" and not Path(init.weights).is_file():
         raise ModelError(f"pretrained weights file not found: {init.weights}")
-    if init.source != "timm":
+    if init.source != "timm" or cached_weights(init.weights):
         return
+    unreachable = hub_unreachable()
+    if unreachable:
+        raise ModelError(f"the ImageNet weights {init.weights} are not in the Hugging Face cache ({hf_cache()}) "
+                         f"and cannot be downloaded: {unreachable}; {OFFLINE_HINT}")
     import timm
 
     try:
         timm.create_model(init.weights, pretrained=True)
-    except Exception as err:  # noqa: BLE001 - no network, offline mode, a missing cache: one line
-        reason = message_line(err)
+    except Exception as err:  # noqa: BLE001 - hub errors: OSError, httpx transport errors, timm's RuntimeError: one line
         offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else ""
         raise ModelError(f"cannot get the ImageNet weights {init.weights} from the Hugging Face hub{offline}: "
-                         f"{reason[:160]}; they are fetched once into {hf_cache()}; {OFFLINE_HINT}") from None
+                         f"{message_line(err)}; they are fetched once into {hf_cache()}; {OFFLINE_HINT}") from None
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -141,7 +193,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(p))
         else:
             state = load_plain(p)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is one user error
+    except Exception as err:  # noqa: BLE001 - a damaged file: torch.load's many types, SafetensorError
         raise ModelError(f"cannot read weights {p}: {first_line(err)}") from None
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
@@ -198,8 +250,10 @@ def imagenet_classifier(init: Init, **kwargs: Any) -> tuple[nn.Module, int]:
     were loaded."""
     import timm
 
-    if init.source == "timm":
-        net = timm.create_model(init.weights, pretrained=True, num_classes=IMAGENET_CLASSES, **kwargs)
+    if init.source == "timm":  # from the cached file when there is one: no request to the hub
+        cached = cached_weights(init.weights)
+        overlay = {"pretrained_cfg_overlay": {"file": cached}} if cached else {}
+        net = timm.create_model(init.weights, pretrained=True, num_classes=IMAGENET_CLASSES, **overlay, **kwargs)
         return net, len(net.state_dict())
     net = timm.create_model(init.arch, num_classes=IMAGENET_CLASSES, **kwargs)
     return net, load_wheel(net, init.arch)

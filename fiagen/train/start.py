@@ -1,12 +1,12 @@
 """A new run's network: the backbone with its pretrained weights, AFFS channel ranking on training pairs
-(METHOD.md §5), the FPN."""
+(docs/method.md §5), the FPN."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from fiagen.train.config import TrainConfig
 from fiagen.train.context import Context, autocast
 from fiagen.train.model import TrainNet, build_detector, default_fpn_channels
 
+log = logging.getLogger(__name__)
 AFFS_PASSES = 5  # paper: AFFS ranks channels over 5 passes of the training set
 
 
@@ -32,11 +33,11 @@ def new_train_net(cfg: TrainConfig, loader: DataLoader, sampler: EpochSampler, c
     detector = build_detector(cfg.backbone, cfg.size, cfg.pretrained, cfg.drop_rate, cfg.drop_path_rate)
     init = detector.init
     if init["source"] == "none" and ctx.main:
-        print(f"fiagen: warning: --pretrained none: {cfg.backbone} starts from random weights; detection "
-              "results will be poor (pass --pretrained auto, timm or a weights file)", file=sys.stderr)
+        log.warning("--pretrained none: %s starts from random weights; detection results will be poor (pass "
+                    "--pretrained auto, timm or a weights file)", cfg.backbone)
     elif ctx.main and not cfg.quiet:
-        print(f"fiagen: {init['arch']} starts from {init['weights']} ({init['source']}): {init['tensors_loaded']} "
-              "tensors loaded, a new 1-logit head", file=sys.stderr)
+        log.info("%s starts from %s (%s): %s tensors loaded, a new 1-logit head", init["arch"], init["weights"],
+                 init["source"], init["tensors_loaded"])
     selection = None
     if cfg.uses_rcr and cfg.affs:
         detector.to(ctx.device)

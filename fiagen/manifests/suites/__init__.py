@@ -40,11 +40,21 @@ SUITES: dict[str, Callable[[str | os.PathLike | None], SuiteListing]] = {
     "df40": df40,
     "diff": diff,
 }
+# The suites whose index file names paths (each confined to the dataset root unless allow_outside).
+LISTED: dict[str, Callable[[str | os.PathLike | None, bool], SuiteListing]] = {
+    "cdf_v1": lambda root, allow: celebdf(root, "cdf_v1", allow),
+    "cdf_v2": lambda root, allow: celebdf(root, "cdf_v2", allow),
+    "dfdc": dfdc,
+    "dfdcp": dfdcp,
+}
 
 
-def resolve_suite(spec: str, root: str | os.PathLike | None = None) -> SuiteListing:
+def resolve_suite(spec: str, root: str | os.PathLike | None = None, allow_outside_root: bool = False) -> SuiteListing:
     """The listing of a --suite value: a built-in name, deepfakebench:FILE, folder:PATH or
-    pseudo:OUT[:ABLATION][:SPLIT] (fiagen.manifests.pseudo)."""
+    pseudo:OUT[:ABLATION][:SPLIT] (fiagen.manifests.pseudo). Paths an index or list file names outside
+    the suite's root are refused (SuiteListing.refused, never opened) unless `allow_outside_root`."""
+    if spec in LISTED:
+        return LISTED[spec](root, allow_outside_root)
     if spec in SUITES:
         return SUITES[spec](root)
     if spec.startswith("pseudo:"):
@@ -52,9 +62,9 @@ def resolve_suite(spec: str, root: str | os.PathLike | None = None) -> SuiteList
 
         return pseudo_listing(spec)
     if spec.startswith("deepfakebench:"):
-        return deepfakebench(spec[len("deepfakebench:"):], root)
+        return deepfakebench(spec[len("deepfakebench:"):], root, allow_outside_root)
     if spec.startswith("folder:"):
-        return folder(spec[len("folder:"):])
+        return folder(spec[len("folder:"):], allow_outside_root)
     raise SourceError(f"unknown suite '{spec}': expected {', '.join(SUITES)}, deepfakebench:FILE, folder:PATH or "
                       f"pseudo:OUT[:ABLATION][:SPLIT]")
 

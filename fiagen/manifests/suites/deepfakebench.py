@@ -34,23 +34,54 @@ def _path_parts(path: str) -> tuple[str, ...]:
     return pure.parts[1:] if pure.anchor else pure.parts
 
 
-def _under(base: Path, parts: Sequence[str]) -> Path | None:
-    """The absolute base/parts with `..` resolved in the text, or None when that leaves `base`."""
+def _under(base: Path, parts: Sequence[str], allow_outside: bool = False) -> Path | None:
+    """The absolute base/parts with `..` resolved in the text, or None when that leaves `base` (unless
+    `allow_outside`)."""
     path = Path(os.path.abspath(base.joinpath(*parts)))
-    return path if parts and path.is_relative_to(os.path.abspath(base)) else None
+    return path if parts and (allow_outside or path.is_relative_to(os.path.abspath(base))) else None
 
 
-def _frame_root(sample: str, bases: list[Path]) -> tuple[Path, int]:
-    """Where the JSON's frame paths (often absolute paths of another machine) lie on this disk: the first
-    (base, number of leading parts to drop) that maps `sample` onto an existing file under the base;
-    none: the first base, nothing dropped."""
-    parts = _path_parts(sample)
-    return next(((base, drop) for base in bases for drop in range(len(parts))
-                 if (path := _under(base, parts[drop:])) is not None and path.exists()), (bases[0], 0))
+class _FrameMap:
+    """Where the JSON's frame paths (often absolute paths of another machine, and relative ones mixed in)
+    lie on this disk, decided per path: the first (base, number of leading parts to drop) that maps the
+    path onto an existing file under the base, searched once per folder of the JSON (its frames share
+    it); a path whose folder maps nowhere keeps the mapping of a path with the same dropped prefix, else
+    the first base with nothing dropped. With `allow_outside`, an absolute path that exists as written is
+    taken as it is and `..` may leave the base."""
+
+    def __init__(self, bases: list[Path], allow_outside: bool = False) -> None:
+        self.bases, self.allow_outside = bases, allow_outside
+        self.folders: dict[tuple[str, ...], tuple[Path, int] | None] = {}
+        self.rules: list[tuple[tuple[str, ...], Path, int]] = []  # (dropped prefix, base, drop) seen to work
+
+    def _search(self, parts: tuple[str, ...]) -> tuple[Path, int] | None:
+        known = [(base, drop) for prefix, base, drop in self.rules if parts[:drop] == prefix]
+        every = [(base, drop) for base in self.bases for drop in range(len(parts))]
+        for exists in (Path.exists, lambda p: p.parent.is_dir()):  # the file, else at least its folder
+            for base, drop in known + every:
+                path = _under(base, parts[drop:], self.allow_outside)
+                if path is not None and (exists is Path.exists or len(parts) - drop > 1) and exists(path):
+                    if (parts[:drop], base, drop) not in self.rules:
+                        self.rules.append((parts[:drop], base, drop))
+                    return base, drop
+        return None
+
+    def __call__(self, frame: str) -> Path | None:
+        """The file a frame path names on this disk, or None when it leads outside its base (refused)."""
+        if self.allow_outside and os.path.isabs(frame) and os.path.exists(frame):
+            return Path(frame)
+        parts = _path_parts(frame)
+        if parts[:-1] not in self.folders:
+            self.folders[parts[:-1]] = self._search(parts)
+        found = self.folders[parts[:-1]]
+        base, drop = found or next(((base, drop) for prefix, base, drop in self.rules if parts[:drop] == prefix),
+                                   (self.bases[0], 0))
+        return _under(base, parts[drop:], self.allow_outside)
 
 
-def deepfakebench(spec: str, root: str | os.PathLike | None) -> SuiteListing:
-    """A DeepfakeBench dataset JSON (its test split): label names containing "real" are real, others fake."""
+def deepfakebench(spec: str, root: str | os.PathLike | None, allow_outside: bool = False) -> SuiteListing:
+    """A DeepfakeBench dataset JSON (its test split): label names containing "real" are real, others fake.
+    A frame path that leads outside the dataset root is refused unless `allow_outside`."""
     file = Path(spec).expanduser()
     if not file.is_file():
         raise SourceError(f"deepfakebench: {file} is not a file (expected deepfakebench:FILE.json, a DeepfakeBench "
@@ -63,12 +94,12 @@ def deepfakebench(spec: str, root: str | os.PathLike | None) -> SuiteListing:
     if not records:
         raise SourceError(f"deepfakebench: {file} has no test records (dataset -> label -> test -> [c23] -> id)")
     bases = ([Path(root).expanduser()] if root is not None else []) + [file.parent] + search_roots(None)
-    base, drop = _frame_root(next((str(f) for _, _, rec in records for f in rec["frames"]), ""), bases)
+    where = _FrameMap(bases, allow_outside)
     items, missing, refused = [], [], []
     for label_name, vid, rec in records:
         is_real = "real" in label_name.lower()
-        # every frame path is mapped under `base`; one that would leave it (`..`) is refused, never opened
-        mapped = [(str(f), _under(base, _path_parts(str(f))[drop:])) for f in rec["frames"]]
+        # every frame path is mapped under a base; one that would leave it (`..`) is refused, never opened
+        mapped = [(str(f), where(str(f))) for f in rec["frames"]]
         refused += [f for f, path in mapped if path is None]
         frames = [path for _, path in mapped if path is not None]
         present = tuple(str(f) for f in frames if f.exists())
@@ -76,8 +107,8 @@ def deepfakebench(spec: str, root: str | os.PathLike | None) -> SuiteListing:
                         REAL if is_real else label_name, file.stem, frames=present)
         if frames or not mapped:  # an item whose every frame was refused is only counted as refused
             (items if present else missing).append(item)
-    notes = [f"deepfakebench: {len(refused)} frame paths lead outside {base} and were refused (listed in "
-             f"report.json)"] if refused else []
+    notes = [f"deepfakebench: {len(refused)} frame paths lead outside {where.bases[0]} and were refused (listed "
+             f"in report.json); pass --allow-outside-root to open them"] if refused else []
     video_folders = sorted({Path(f).parent.parent for it in items for f in it.frames[:1]})
     return SuiteListing(f"deepfakebench:{file.stem}", file.parent, items, missing, notes, level="frame",
                         refused=refused, unlisted=unlisted_media(video_folders, items), face_crops=True)

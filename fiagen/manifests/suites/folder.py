@@ -6,7 +6,16 @@ import csv
 from pathlib import Path
 
 from fiagen.manifests.roots import SourceError
-from fiagen.manifests.suites.listing import REAL, EvalItem, SuiteListing, child_dir, media_units, unlisted_media
+from fiagen.manifests.suites.listing import (
+    REAL,
+    EvalItem,
+    SuiteListing,
+    child_dir,
+    confined,
+    media_units,
+    refused_note,
+    unlisted_media,
+)
 from fiagen.media import VIDEO_SUFFIXES
 
 
@@ -15,14 +24,15 @@ def _label(value: str) -> int | None:
     return {"0": 0, "1": 1, "real": 0, "fake": 1}.get(v)
 
 
-def folder(spec: str) -> SuiteListing:
+def folder(spec: str, allow_outside: bool = False) -> SuiteListing:
     """Your own test set: PATH/real/ and PATH/fake/ (fake/<method>/ names methods), or a CSV
     `path,label[,method]` (label 0/1 or real/fake; relative paths from the CSV's folder; an optional
-    header row names its second column "label")."""
+    header row names its second column "label"). A CSV path outside the CSV's folder (`..`, an absolute
+    path elsewhere) is refused, never opened, unless `allow_outside` (--allow-outside-root)."""
     path = Path(spec).expanduser()
     name = f"folder:{path}"
     if path.is_file():
-        items, missing = [], []
+        items, missing, refused = [], [], []
         with open(path, newline="") as fh:
             rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
         if rows and len(rows[0]) > 1 and rows[0][1].strip().lower() == "label":
@@ -31,14 +41,16 @@ def folder(spec: str) -> SuiteListing:
             label = _label(row[1]) if len(row) > 1 else None
             if label is None:
                 raise SourceError(f"folder: {path} row {n} is not path,label[,method] with label 0/1/real/fake: {row}")
-            file = Path(row[0].strip())
-            file = file if file.is_absolute() else path.parent / file
+            file = confined(path.parent, row[0].strip(), allow_outside)
+            if file is None:
+                refused.append(row[0].strip())
+                continue
             method = REAL if label == 0 else (row[2].strip() if len(row) > 2 and row[2].strip() else "fake")
             item = EvalItem(Path(row[0].strip()).with_suffix("").as_posix(), file, label, method, "folder")
             (items if file.exists() else missing).append(item)
         folders = sorted({it.path.parent for it in items + missing})  # the CSV's own folders, not below
-        return SuiteListing(name, path.parent, items, missing,
-                            unlisted=unlisted_media(folders, items, missing, recursive=False))
+        return SuiteListing(name, path.parent, items, missing, refused_note("folder", refused, path.parent),
+                            refused=refused, unlisted=unlisted_media(folders, items, missing, recursive=False))
     real_dir, fake_dir = child_dir(path, REAL), child_dir(path, "fake")
     if real_dir is None or fake_dir is None:
         raise SourceError(f"folder: {path} needs real/ and fake/ subfolders (fake/<method>/ optional), "

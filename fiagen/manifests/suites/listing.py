@@ -56,6 +56,21 @@ class SuiteListing:
         return out
 
 
+def confined(root: Path, text: str, allow_outside: bool = False) -> Path | None:
+    """The file a list file names (`text`: relative to `root`, or absolute), with `..` resolved in the
+    text; None when it lies outside `root` (refused: never opened) unless `allow_outside`
+    (--allow-outside-root). A relative `text` keeps the form of `root` (relative stays relative)."""
+    path = Path(os.path.normpath(Path(root) / Path(text).expanduser()))
+    inside = Path(os.path.abspath(path)).is_relative_to(os.path.abspath(root))
+    return path if allow_outside or inside else None
+
+
+def refused_note(suite: str, refused: list[str], root: Path) -> list[str]:
+    """The listing's note about the list paths that lead outside `root` (none: no note)."""
+    return [f"{suite}: {len(refused)} listed paths lead outside {root} and were refused (listed in report.json); "
+            f"pass --allow-outside-root to open them"] if refused else []
+
+
 def unlisted_media(folders: Iterable[Path], *listed: Iterable[EvalItem], recursive: bool = True) -> list[Path]:
     """Media files under `folders` (or, not `recursive`, directly in them) that no listed item covers
     (an item's file, a frame of its frame list, or a file in its frame folder), sorted."""

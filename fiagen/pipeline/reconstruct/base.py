@@ -1,7 +1,8 @@
 """The reconstructor interface: uint8 RGB crops in, reconstructions of the same size out, with an id.
 
 An id names the model and a hash of its weights (`builtin-ae:1a2b3c4d5e6f`,
-`sd-vae:stabilityai/sd-vae-ft-mse@...`, `spandrel:ESRGAN-x4:RealESRGAN_x4plus.pth@...`), so two shards
+`sd-vae:stabilityai/sd-vae-ft-mse@...`, `taesd:madebyollin/taesd@...`, `dat-light-x4@e18223fc4150`,
+`realesrgan-x4plus@...`, `spandrel:ESRGAN-x4:RealESRGAN_x4plus.pth@...`), so two shards
 hold reconstructions by the same model exactly when their ids are equal.
 """
 
@@ -17,8 +18,9 @@ import torch.nn.functional as F
 
 from fiagen.pipeline.reconstruct.spec import KINDS, ReconstructorError
 
-__all__ = ["KINDS", "DIGEST_CHARS", "Reconstructor", "ReconstructionFailed", "ReconstructorError", "downscale",
-           "pad_to", "pad_to_multiple", "super_resolve", "to_tensor", "to_uint8", "weights_digest"]
+__all__ = ["KINDS", "BUCKET", "CUDA_BATCH", "DIGEST_CHARS", "Reconstructor", "ReconstructionFailed",
+           "ReconstructorError", "batch_size_for", "downscale", "pad_to", "pad_to_multiple", "super_resolve",
+           "to_tensor", "to_uint8", "weights_digest"]
 
 DIGEST_CHARS = 12
 
@@ -81,33 +83,95 @@ def super_resolve(x: torch.Tensor, scale: int, upscale: Callable[[torch.Tensor],
     return hr[..., :h, :w]
 
 
+CUDA_BATCH = 16  # crops per forward pass on a GPU
+BUCKET = 32  # on the batched path crops are edge-padded to a multiple of this, and batched with their equals
+
+
+def batch_size_for(device: torch.device) -> int:
+    """Crops per forward pass: one at a time on CPU (as the precompute CPU actors run), CUDA_BATCH on a GPU."""
+    return CUDA_BATCH if device.type == "cuda" else 1
+
+
 class Reconstructor(ABC):
     """Batch in, batch out: same size as the input, deterministic for fixed weights.
 
-    Images are processed one at a time, so a crop's output never depends on the other crops of its
-    batch (crops differ in size, and batched kernels may round differently). Outputs are identical
-    bytes for the same weights on the same device and torch thread count (precompute's CPU actors use
-    one thread; other thread counts may round a few pixels differently).
+    With `batch_size` 1 (CPU) images are processed one at a time, at their own size. With more (a GPU),
+    each crop is edge-padded at the bottom and right to a multiple of `bucket` px and run together with
+    crops of the same padded size, then cropped back; the padding depends on the crop alone, so a crop's
+    output does not depend on its batch-mates (up to the GPU kernels' rounding, which may vary with the
+    batch size). Outputs are identical bytes for the same weights on the same device, batch size and
+    torch thread count (precompute's CPU actors use one thread; other thread counts may round a few
+    pixels differently).
     """
 
     kind: str
     id: str
     device: torch.device
     dtype: torch.dtype = torch.float32
+    batch_size: int = 1
+    bucket: int = BUCKET
 
     @abstractmethod
     def reconstruct_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """(1, 3, H, W) in [0, 1] (self.dtype, self.device) -> the reconstruction, same shape."""
+        """(N, 3, H, W) in [0, 1] (self.dtype, self.device) -> the reconstructions, same shape."""
+
+    def _padded_size(self, image: np.ndarray) -> tuple[int, int] | None:
+        if self.batch_size <= 1:
+            return None
+        h, w = image.shape[:2]
+        return -(-h // self.bucket) * self.bucket, -(-w // self.bucket) * self.bucket
+
+    def _forward(self, images: Sequence[np.ndarray], size: tuple[int, int] | None) -> list[np.ndarray | Exception]:
+        xs = [to_tensor(image, self.device, self.dtype) for image in images]
+        if size is not None:
+            xs = [pad_to(x, *size) for x in xs]
+        y = self.reconstruct_tensor(torch.cat(xs))
+        out: list[np.ndarray | Exception] = []
+        for k, (image, x) in enumerate(zip(images, xs, strict=True)):
+            h, w = image.shape[:2]
+            if tuple(y.shape[-2:]) != tuple(x.shape[-2:]) or y.shape[0] != len(xs):
+                out.append(ReconstructionFailed(f"{self.id} gave {tuple(y.shape[-2:])} for a {tuple(x.shape[-2:])} "
+                                                f"input"))
+            elif not torch.isfinite(y[k, :, :h, :w]).all():
+                out.append(ReconstructionFailed(f"{self.id} gave non-finite values"))
+            else:
+                out.append(to_uint8(y[k:k + 1, :, :h, :w]))
+        return out
+
+    def reconstruct_each(self, images: Sequence[np.ndarray]) -> list[np.ndarray | Exception]:
+        """Each crop's reconstruction, or the exception that stopped it (a failed batch is redone crop by
+        crop, so one bad crop fails alone)."""
+        groups: dict[tuple[int, int] | None, list[int]] = {}
+        for i, image in enumerate(images):
+            size = self._padded_size(image) if isinstance(image, np.ndarray) and image.ndim == 3 else None
+            groups.setdefault(size, []).append(i)
+        out: list[np.ndarray | Exception | None] = [None] * len(images)
+        with torch.inference_mode():
+            for size, members in groups.items():
+                step = max(1, self.batch_size)
+                for start in range(0, len(members), step):
+                    chunk = members[start:start + step]
+                    try:
+                        results = self._forward([images[i] for i in chunk], size)
+                    except Exception as err:  # noqa: BLE001 - redone one by one below, or recorded
+                        if len(chunk) == 1:
+                            results = [err]
+                        else:
+                            results = []
+                            for i in chunk:
+                                try:
+                                    results += self._forward([images[i]], size)
+                                except Exception as one:  # noqa: BLE001 - this crop's own failure
+                                    results.append(one)
+                    for i, result in zip(chunk, results, strict=True):
+                        out[i] = result
+        return out  # type: ignore[return-value]
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Reconstruct uint8 RGB crops; raises ReconstructionFailed when one has no valid output."""
-        out = []
-        with torch.inference_mode():
-            for image in images:
-                y = self.reconstruct_tensor(to_tensor(image, self.device, self.dtype))
-                if tuple(y.shape[-2:]) != image.shape[:2]:
-                    raise ReconstructionFailed(f"{self.id} gave {tuple(y.shape[-2:])} for a {image.shape[:2]} crop")
-                if not torch.isfinite(y).all():
-                    raise ReconstructionFailed(f"{self.id} gave non-finite values")
-                out.append(to_uint8(y))
-        return out
+        """Reconstruct uint8 RGB crops; raises the first failure (ReconstructionFailed when a crop has no
+        valid output)."""
+        out = self.reconstruct_each(images)
+        for result in out:
+            if isinstance(result, Exception):
+                raise result
+        return out  # type: ignore[return-value]

@@ -27,6 +27,7 @@ from fiagen.pipeline.reconstruct.base import (
     DIGEST_CHARS,
     Reconstructor,
     ReconstructorError,
+    batch_size_for,
     pad_to_multiple,
     super_resolve,
     weights_digest,
@@ -100,6 +101,7 @@ class BuiltinReconstructor(Reconstructor):
         self.kind = kind
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
+        self.batch_size = batch_size_for(self.device)
         digest = weights_digest(self.net.state_dict())
         self.id = f"builtin-{kind}:{digest[:DIGEST_CHARS]}"
 

@@ -3,18 +3,26 @@ SwinIR, HAT, GFPGAN, ...) as the SR.
 
 SR(I) = model(I downscaled by the model's own scale), cropped to I's size (spandrel pads the
 low-resolution input to the size the architecture requires and crops its output back). The checkpoint is read as data:
-safetensors, or torch.load with weights_only=True. fp16 on CUDA when the architecture supports it.
+safetensors, or torch.load with weights_only=True. On CUDA: fp16 when the architecture supports it (else bf16
+where it does), channels_last, batched crops.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
 
 from fiagen.errors import first_line
 from fiagen.files import load_plain, sha256_file
-from fiagen.pipeline.reconstruct.base import DIGEST_CHARS, Reconstructor, ReconstructorError, super_resolve
+from fiagen.pipeline.reconstruct.base import (
+    DIGEST_CHARS,
+    Reconstructor,
+    ReconstructorError,
+    batch_size_for,
+    super_resolve,
+)
 
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 
@@ -53,21 +61,50 @@ def locate_checkpoint(target: str) -> tuple[str, str, str]:
     return str(path.resolve()), sha256_file(path), path.name
 
 
-class SpandrelReconstructor(Reconstructor):
-    """SR(I) through a spandrel model (see the module docstring)."""
+class DescriptorReconstructor(Reconstructor):
+    """SR(I) through a loaded spandrel model. On CUDA: the model in fp16 (or bf16 where the architecture
+    supports only that; redone in fp32 when the low-precision pass fails or overflows), channels_last,
+    CUDA_BATCH crops at a time; padding and the x`scale` downscale stay in fp32. On CPU: fp32, one crop
+    at a time."""
 
     kind = "sr"
 
-    def __init__(self, path: str, digest: str, name: str, device: torch.device | str = "cpu") -> None:
+    def __init__(self, descriptor, id: str, device: torch.device | str = "cpu") -> None:  # noqa: A002
         self.device = torch.device(device)
-        self.model = load_descriptor(Path(path), f"--sr spandrel:{path}")
+        self.model = descriptor
         self.model.to(self.device).eval()
-        if self.device.type == "cuda" and self.model.supports_half:
-            self.model.half()
-            self.dtype = torch.float16
+        self.low = None  # the low-precision copy (CUDA)
+        if self.device.type == "cuda":
+            self.model.model.to(memory_format=torch.channels_last)
+            if self.model.supports_half:
+                self.low = copy.deepcopy(self.model).half()
+            elif self.model.supports_bfloat16:
+                self.low = copy.deepcopy(self.model).bfloat16()
+        self.batch_size = batch_size_for(self.device)
         self.scale = int(self.model.scale)
-        arch = self.model.architecture.id
-        self.id = f"spandrel:{arch}-x{self.scale}:{name}@{digest[:DIGEST_CHARS]}"
+        self.id = id
+
+    def _upscale(self, lr: torch.Tensor) -> torch.Tensor:
+        if self.device.type != "cuda":
+            return self.model(lr)
+        lr = lr.contiguous(memory_format=torch.channels_last)
+        if self.low is not None:
+            try:
+                y = self.low(lr.to(self.low.dtype)).float()
+                if torch.isfinite(y).all():
+                    return y
+            except RuntimeError:  # an op without a kernel for this dtype: fp32 below
+                pass
+        return self.model(lr)
 
     def reconstruct_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        return super_resolve(x, self.scale, self.model).float()
+        return super_resolve(x, self.scale, self._upscale).float()
+
+
+class SpandrelReconstructor(DescriptorReconstructor):
+    """SR(I) through a spandrel checkpoint file (see the module docstring)."""
+
+    def __init__(self, path: str, digest: str, name: str, device: torch.device | str = "cpu") -> None:
+        descriptor = load_descriptor(Path(path), f"--sr spandrel:{path}")
+        arch = descriptor.architecture.id
+        super().__init__(descriptor, f"spandrel:{arch}-x{int(descriptor.scale)}:{name}@{digest[:DIGEST_CHARS]}", device)

@@ -1,5 +1,6 @@
-"""`--ae` / `--sr` values: parse `none | builtin | sd-vae:ID_OR_PATH | spandrel:FILE` (syntax only; the
-package's `resolve_spec` finds and hashes the weights)."""
+"""`--ae` / `--sr` values: parse `none | builtin | sd-vae[:ID_OR_PATH] | taesd[:ID_OR_PATH]` (AE) and
+`none | builtin | dat-light | realesrgan-x4plus | spandrel:FILE` (SR); syntax only, the package's
+`resolve_spec` finds and hashes the weights."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ from typing import Any
 from fiagen.errors import FiagenError
 
 KINDS = ("ae", "sr")
-FAMILIES = {"ae": ("none", "builtin", "sd-vae"), "sr": ("none", "builtin", "spandrel")}
-SYNTAX = {"ae": "none, builtin or sd-vae:FOLDER_OR_HUB_ID", "sr": "none, builtin or spandrel:FILE"}
+FAMILIES = {"ae": ("none", "builtin", "sd-vae", "taesd"),
+            "sr": ("none", "builtin", "dat-light", "realesrgan-x4plus", "spandrel")}
+SYNTAX = {"ae": "none, builtin, sd-vae[:FOLDER_OR_HUB_ID] or taesd[:FOLDER_OR_HUB_ID]",
+          "sr": "none, builtin, dat-light, realesrgan-x4plus or spandrel:FILE"}
+NO_TARGET = ("none", "builtin", "dat-light", "realesrgan-x4plus")  # a bare name, nothing after it
+NEEDS_TARGET = ("spandrel",)  # the others (sd-vae, taesd) take an optional target, else their default hub id
+DEFAULT_TARGET = {"sd-vae": "stabilityai/sd-vae-ft-mse", "taesd": "madebyollin/taesd"}
 
 
 class ReconstructorError(FiagenError):
@@ -50,8 +56,9 @@ def parse_spec(value: str, kind: str) -> ReconstructorSpec:
     """Syntax only: split `family:target` and check the family suits the kind (ae or sr)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    family, _, target = value.strip().partition(":")
-    if family not in FAMILIES[kind] or (family in ("none", "builtin")) == bool(target):
+    family, colon, target = value.strip().partition(":")
+    if (family not in FAMILIES[kind] or (colon and not target) or (family in NO_TARGET and target)
+            or (family in NEEDS_TARGET and not target)):
         raise ReconstructorError(f"--{kind} {value!r}: expected {SYNTAX[kind]}")
     return ReconstructorSpec(kind, family, target)
 
