@@ -100,7 +100,7 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> DemoReport
         shards = out / "shards"
         precompute(PrecomputeConfig(src="ff++_c23", root=str(out / "data"), out=str(shards), frames=SampleSpec.frames,
                                     shard_size=4 * SampleSpec.frames, fit_steps=cfg.fit_steps, fit_videos=8,
-                                    concurrency=cfg.concurrency, quiet=cfg.quiet))
+                                    concurrency=cfg.concurrency, quiet=cfg.quiet), partial_source=True)
         lap("precompute")
         report.preview = preview_grid(shards, out / "preview.png", n=8, size=192, tile=160, seed=cfg.seed)
         lap("preview")

@@ -150,9 +150,11 @@ def _stale(out: Path, plans: list[ShardPlan], todo: list[ShardPlan], ids: dict[s
             any(read_shard_meta(out / p.relpath)[f"{k}_id"] != ids.get(k, "none") for k in ("ae", "sr"))]
 
 
-def precompute(cfg: PrecomputeConfig) -> PrecomputeReport:
+def precompute(cfg: PrecomputeConfig, partial_source: bool = False) -> PrecomputeReport:
     """Run precompute; returns the report. Raises SourceError / ConfigMismatch / ReconstructorError with
-    one-line messages, all before any video is read.
+    one-line messages, all before any video is read. Listed videos missing under the root are a warning,
+    or an info line with `partial_source` (a caller that holds only some of the source's videos on purpose,
+    as the demo's sample does); run.json lists them either way.
 
     With builtin reconstructors, their models are fit first (or reused from OUT/models; see
     fiagen.pipeline.reconstruct.stage for the fit pass), then reconstruction actors fill every frame's
@@ -161,9 +163,10 @@ def precompute(cfg: PrecomputeConfig) -> PrecomputeReport:
     listing = source.select(cfg.splits, cfg.limit)
     if listing.missing:
         expected = len(listing.missing) + len([it for it in source.items if it.split in cfg.splits])
-        log.warning("%s: %d of the %d videos of splits %s are missing under %s; precompute goes on without them "
-                    "(OUT/run.json lists them)", cfg.src, len(listing.missing), expected, ",".join(cfg.splits),
-                    listing.root)
+        log.log(logging.INFO if partial_source else logging.WARNING,
+                "%s: %d of the %d videos of splits %s are missing under %s; precompute goes on without them "
+                "(OUT/run.json lists them)", cfg.src, len(listing.missing), expected, ",".join(cfg.splits),
+                listing.root)
     fit_pool = source.select(SPLITS, cfg.limit)  # builtin models fit on train videos whatever --splits says
     specs = cfg.reconstructor_specs()
     builtin = [s.kind for s in specs if s.family == "builtin"]
