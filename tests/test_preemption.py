@@ -28,10 +28,10 @@ from fiagen.outputs import LOCK_NAME
 TESTS = Path(__file__).parent
 
 # `fiagen train ARGS` on synthetic pairs (the datasets of the shards replaced), sending SIGNAL to itself
-# right after step AT (0: never): a preemption that lands inside a known step.
+# right after step AT (0: never): a preemption that lands inside a known step. It runs in tests/, so
+# `python -c` finds test_train_run there.
 TRAIN = textwrap.dedent("""
     import os, signal, sys
-    sys.path.insert(0, {tests!r})
     import torch
     torch.set_num_threads(1)
     from test_train_run import ColourPatchPairs
@@ -52,7 +52,7 @@ TRAIN = textwrap.dedent("""
     from fiagen.cli import main
     sys.argv = ["fiagen", *sys.argv[1:]]
     main()
-""").format(tests=str(TESTS))
+""")
 
 
 def fiagen_train(run: Path, *extra: str, at: int = 0, sig: int = signal.SIGTERM, twice: bool = False
@@ -62,7 +62,8 @@ def fiagen_train(run: Path, *extra: str, at: int = 0, sig: int = signal.SIGTERM,
             "--pretrained", "none", "--size", "32", "--batch-size", "4", "--epochs", "2", "--loader-workers", "0",
             "--affs-batches", "1", "--quiet", *extra]
     env = {**os.environ, "AT": str(at), "SIGNAL": str(int(sig)), "OMP_NUM_THREADS": "1", "TWICE": "1" if twice else ""}
-    return subprocess.run([sys.executable, "-c", TRAIN, *argv], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-c", TRAIN, *argv], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=TESTS)
 
 
 def messages(proc: subprocess.CompletedProcess) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from fiagen.manifests.roots import SourceError
-from fiagen.manifests.suites.listing import REAL, EvalItem, SuiteListing, unlisted_media
+from fiagen.manifests.suites.listing import REAL, EvalItem, SuiteListing, confined, unlisted_media
 from fiagen.manifests.suites.locate import search_roots
 
 
@@ -35,10 +35,9 @@ def _path_parts(path: str) -> tuple[str, ...]:
 
 
 def _under(base: Path, parts: Sequence[str], allow_outside: bool = False) -> Path | None:
-    """The absolute base/parts with `..` resolved in the text, or None when that leaves `base` (unless
-    `allow_outside`)."""
-    path = Path(os.path.abspath(base.joinpath(*parts)))
-    return path if parts and (allow_outside or path.is_relative_to(os.path.abspath(base))) else None
+    """The absolute base/parts (`confined` to `base`), or None when there are no parts or they leave it."""
+    path = confined(base, os.path.join(*parts), allow_outside) if parts else None
+    return Path(os.path.abspath(path)) if path is not None else None
 
 
 class _FrameMap:
