@@ -12,7 +12,7 @@ frame (the reference), it makes:
              harder case than the targets ask for; reported, no target)
     full     the full frames themselves
 Each image goes through the old detector (the full-range pass alone) and the face policy of
-fiagen.pipeline.faces (FaceLandmarker.detect). A face is found when a returned box overlaps the
+fiagen.precompute.faces (FaceLandmarker.detect). A face is found when a returned box overlaps the
 reference box (mapped into the image) with IoU >= 0.4. Printed: per kind and size the hit rates,
 passes run per image and ms per image of both; ms per run of each pass; whether the targets are met
 (>= 0.99 at every size >= 64 px, >= 0.95 at 48 px, full frames as found before). The last line is a
@@ -35,9 +35,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fiagen.media import sample_indices
-from fiagen.pipeline.faces import PASSES, FaceLandmarker
-from fiagen.pipeline.video import frame_count, read_frames
+from fiagen.core.media import sample_indices
+from fiagen.precompute.faces import PASSES, FaceLandmarker
+from fiagen.precompute.video import frame_count, read_frames
 
 SIZES = (48, 64, 96, 128, 256, 512)
 KINDS = ("tight", "closeup", "border", "cut")

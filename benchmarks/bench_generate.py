@@ -28,8 +28,9 @@ import numpy as np
 from fiagen.generate.dataset import FIAUSADataset, worker_init
 from fiagen.generate.pair import STEPS, Stopwatch
 from fiagen.manifests.manifest import read_manifest
-from fiagen.pipeline.index import write_manifest
-from fiagen.pipeline.shards import FrameRecord, ShardContent, ShardReader, read_shard_meta, write_shard
+from fiagen.precompute.index import write_manifest
+from fiagen.precompute.shard_writer import write_shard
+from fiagen.precompute.shards import FrameRecord, ShardContent, ShardReader, read_shard_meta
 
 SBI_REFERENCE = 26.6
 TARGET = 53.0
@@ -40,7 +41,7 @@ def make_shards(data: Path, frames: int, out: Path) -> Path:
     """Precompute the shared real videos (no reconstructors) into out."""
     import ray
 
-    from fiagen.pipeline.precompute import PrecomputeConfig, precompute
+    from fiagen.precompute.entry import PrecomputeConfig, precompute
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:

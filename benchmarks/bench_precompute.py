@@ -18,7 +18,7 @@ from pathlib import Path
 
 import ray
 
-from fiagen.pipeline.precompute import PrecomputeConfig, precompute
+from fiagen.precompute.entry import PrecomputeConfig, precompute
 
 STEPS = ("decode", "detect", "mesh", "crop", "write")
 

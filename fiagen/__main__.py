@@ -1,5 +1,5 @@
 """`python -m fiagen` is the `fiagen` command."""
 
-from fiagen.cli import main
+from fiagen.cli.main import main
 
 main()

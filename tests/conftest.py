@@ -34,7 +34,7 @@ def test_data() -> Path:
 @pytest.fixture(autouse=True)
 def _fiagen_log_restored() -> Iterator[None]:
     """The "fiagen" logger as it was before the test: a command run in the test process installs the CLI's
-    handler (fiagen.log.setup); later tests start without it."""
+    handler (fiagen.core.log.setup); later tests start without it."""
     import logging
 
     logger = logging.getLogger("fiagen")
@@ -48,7 +48,7 @@ def _fiagen_log_restored() -> Iterator[None]:
 def fiagen_main(capsys: pytest.CaptureFixture,
                 monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], tuple[int, str, str]]:
     """Run `fiagen ARGV` through the console entry point in this process: (exit code, stdout, stderr)."""
-    from fiagen.cli import main
+    from fiagen.cli.main import main
 
     def run(argv: list[str]) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["fiagen", *argv])
@@ -64,7 +64,7 @@ def fiagen_main(capsys: pytest.CaptureFixture,
 def fiagen_log() -> None:
     """The command line's message handler for a test calling library code: `fiagen: warning: ...` lines on
     stderr (restored after the test)."""
-    from fiagen import log
+    from fiagen.core import log
 
     log.setup()
 
@@ -122,7 +122,7 @@ def ffpp_root(test_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 @pytest.fixture(scope="session")
 def shards_small(ffpp_root: Path, ray_local, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Precompute output (8 frames per video, no reconstructors) over the FF++ tree, made once."""
-    from fiagen.pipeline.precompute import PrecomputeConfig, precompute
+    from fiagen.precompute.entry import PrecomputeConfig, precompute
 
     out = tmp_path_factory.mktemp("shards_small")
     precompute(PrecomputeConfig(src="ff++_c23", root=str(ffpp_root), out=str(out), frames=8, shard_size=16,
@@ -136,7 +136,7 @@ def astronaut_face():
     import cv2
     from skimage import data
 
-    from fiagen.pipeline.faces import FaceLandmarker
+    from fiagen.precompute.faces import FaceLandmarker
 
     image = cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
     with FaceLandmarker() as marker:
@@ -154,8 +154,8 @@ def hard_faces(test_data: Path) -> dict[str, np.ndarray]:
     import numpy as np
 
     from fiagen.generate.crop import resize_to
-    from fiagen.pipeline.faces import FaceLandmarker, expand_box
-    from fiagen.pipeline.video import read_frames
+    from fiagen.precompute.faces import FaceLandmarker, expand_box
+    from fiagen.precompute.video import read_frames
 
     _, frame = next(read_frames(test_data / "real_videos" / "liveportrait_d12.mp4", np.array([0])))
     h, w = frame.shape[:2]
@@ -175,10 +175,11 @@ def fia_shards(astronaut_face, tmp_path_factory: pytest.TempPathFactory) -> Path
     import cv2
     import numpy as np
 
-    from fiagen.pipeline.extract import face_crop
-    from fiagen.pipeline.faces import Detection
-    from fiagen.pipeline.index import write_manifest
-    from fiagen.pipeline.shards import ShardContent, write_shard
+    from fiagen.precompute.extract import face_crop
+    from fiagen.precompute.faces import Detection
+    from fiagen.precompute.index import write_manifest
+    from fiagen.precompute.shard_writer import write_shard
+    from fiagen.precompute.shards import ShardContent
 
     image, det, mesh = astronaut_face
     out = tmp_path_factory.mktemp("fia_shards")

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import Dataset
 
-from fiagen.cli import main
+from fiagen.cli.main import main
 from fiagen.evaluate.pseudo import method_meta
 from fiagen.evaluate.runner import EvalConfig, bench, evaluate, render_bench
 from fiagen.generate.config import GenerateConfig, resolve_recipe

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from fiagen.manifests.manifest import read_manifest, read_run_report
-from fiagen.pipeline.shards import sha256_file
+from fiagen.precompute.shards import sha256_file
 
 RAY = Path(sys.executable).parent / "ray"
 FRAMES, SHARD_SIZE, LIMIT = 4, 8, 2  # 2 videos per split, 6 in all; 2 videos per shard, 3 shards

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,16 +18,16 @@ import torch
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from fiagen.cli import main
+from fiagen.cli.main import main
+from fiagen.core.settings import ConfigError
 from fiagen.evaluate.inputs import default_checkpoint
 from fiagen.evaluate.runner import EvalConfig, evaluate, render
 from fiagen.evaluate.scoring import predict
 from fiagen.evaluate.store import ScoreStore, read_scores
 from fiagen.generate.crop import eval_crop
 from fiagen.manifests.suites import suite_dirname
-from fiagen.pipeline.faces import FaceLandmarker
-from fiagen.pipeline.video import read_frames
-from fiagen.settings import ConfigError
+from fiagen.precompute.faces import FaceLandmarker
+from fiagen.precompute.video import read_frames
 from fiagen.train.checkpoint import load_detector, save_checkpoint
 from fiagen.train.model import build_detector
 
@@ -40,9 +41,10 @@ def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_checkpoint(path, det, epoch=3, val_auc=0.91, train_data="ff++_c23")
 
 
-def link(src: Path, dst: Path) -> None:
+def link(src: Path, dst: Path, copy: bool = False) -> None:
+    """A link to `src`, or a copy (what a CSV lists: a link out of the CSV's folder is refused)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.symlink_to(src.resolve())
+    shutil.copyfile(src, dst) if copy else dst.symlink_to(src.resolve())
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +147,7 @@ def test_bench_perturbations_via_cli(suite: Path, tiny_ckpt: Path, ray_local, tm
                                      capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     images = tmp_path / "images"
     for rel in ("real/ffpp_original.png", "fake/Deepfakes/df.png", "fake/NeuralTextures/nt.png"):
-        link(suite / rel, images / rel)
+        link(suite / rel, images / rel, copy=True)
     csv = tmp_path / "list.csv"
     csv.write_text(f"{images}/real/ffpp_original.png,0\n{images}/fake/Deepfakes/df.png,1,Deepfakes\n")
     out = tmp_path / "eval"
@@ -178,6 +180,7 @@ def test_cli_errors_are_one_line(tiny_ckpt: Path, tmp_path: Path, capsys: pytest
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FIAGEN_DATA", raising=False)
+    (tmp_path / "x.txt").write_text("a text file")
     cases = [
         (["bench", "--suite", "df40", "--root", str(tmp_path)], "pass --ckpt"),
         (["evaluate", "--suite", "cdf_v2", "--root", str(tmp_path), "--ckpt", str(tiny_ckpt)],
@@ -214,11 +217,10 @@ def test_explain_image(test_data: Path, tiny_ckpt: Path, tmp_path: Path, capsys:
     assert code.value.code == 0 and "1 crops from 1 frames" in capsys.readouterr().out
     record = json.loads((tmp_path / "cam" / "explain.json").read_text())
     (crop,) = record["crops"]
-    overlay = cv2.imread(str(tmp_path / "cam" / crop["file"]))
-    assert overlay.shape == (64, 128, 3) and crop["layer"] == "net.layer4"
+    tile = cv2.imread(str(tmp_path / "cam" / crop["file"]))  # two 256 px panels (the 64 px crop, enlarged), a bar
+    assert tile.shape == (316, 596, 3) and crop["layer"] == "net.layer4"
     model, _ = load_detector(tiny_ckpt)
     frame = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB)
-    assert np.array_equal(cv2.cvtColor(overlay[:, :64], cv2.COLOR_BGR2RGB), eval_crop(frame, crop["box"], 64))
     assert crop["score"] == pytest.approx(float(predict(model, eval_crop(frame, crop["box"], 64)[None], 1, "cpu")[0]),
                                           abs=1e-5)
 
@@ -278,7 +280,7 @@ def test_evaluate_config_with_two_suites_scores_both(suite: Path, tiny_ckpt: Pat
     """`fiagen evaluate --config f.yaml` whose `suites` lists two scores both (as bench), never only the first."""
     images = tmp_path / "images"
     for rel in ("real/ffpp_original.png", "fake/Deepfakes/df.png", "fake/NeuralTextures/nt.png"):
-        link(suite / rel, images / rel)
+        link(suite / rel, images / rel, copy=True)
     csv = tmp_path / "list.csv"
     csv.write_text(f"{images}/real/ffpp_original.png,0\n{images}/fake/Deepfakes/df.png,1,Deepfakes\n")
     suites = [f"folder:{images}", f"folder:{csv}"]

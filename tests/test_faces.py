@@ -11,7 +11,7 @@ from skimage import data as skdata
 
 from fiagen.evaluate.scoring import face_mode, frame_faces
 from fiagen.manifests.suites.listing import EvalItem
-from fiagen.pipeline.faces import FaceLandmarker, PassCounts, total_passes
+from fiagen.precompute.faces import FaceLandmarker, PassCounts, total_passes
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from fiagen.generate.masks import (
 from fiagen.generate.mmr import FULL_PROBS, available_recon, draw_recon
 from fiagen.generate.pair import Frame, make_pair
 from fiagen.generate.transforms import FREQ_OPS, ColourJitter, FrequencyOp, jpeg
-from fiagen.pipeline.extract import face_crop
+from fiagen.precompute.extract import face_crop
 
 N_DRAWS = 20000
 # Frequencies over N_DRAWS: the largest standard deviation (p = 0.5) is 0.0035; 0.015 is over 4 of them.

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 import torch
 
-from fiagen.cli import main
-from fiagen.errors import FiagenError
+from fiagen.cli.main import main
+from fiagen.core.errors import FiagenError
 from fiagen.generate.crop import eval_crop
 from fiagen.generate.dataset import FIAUSADataset, GenerateConfig, GenerateError
 from fiagen.generate.loader import pair_loader
 from fiagen.manifests.manifest import read_manifest
-from fiagen.pipeline.shards import ShardError, ShardReader
+from fiagen.precompute.shards import ShardError, ShardReader
 
 SIZE = 64
 AE_VALUE, SR_VALUE = 200, 50  # the constant reconstructions of the fia_shards fixture

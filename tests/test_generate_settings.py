@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fiagen.core.settings import ConfigError
 from fiagen.generate.config import GenerateConfig, generate_config, generate_settings
-from fiagen.settings import ConfigError
 from fiagen.train.config import TrainConfig, resolve_config
 from fiagen.train.context import TrainingError
 from fiagen.train.data import run_datasets
-from fiagen.train.loop import _check_resume
+from fiagen.train.resume import check_resume as _check_resume
 
 FiagenMain = Callable[[list[str]], tuple[int, str, str]]  # the conftest fixture fiagen_main
 

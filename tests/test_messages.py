@@ -1,5 +1,5 @@
 """One voice: every message of every command leaves through the "fiagen" logger and the one handler that
-`fiagen.cli` installs (fiagen.log): `fiagen: warning: ...` / `fiagen: error: ...` lines and plain info lines
+`fiagen.cli.main` installs (fiagen.core.log): `fiagen: warning: ...` / `fiagen: error: ...` lines and plain info lines
 on stderr, Python warnings included; `-q` keeps warnings and errors only, in front of the command or
 after it."""
 
@@ -14,8 +14,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from fiagen import log
-from fiagen.cli import cli
+from fiagen.cli.main import cli
+from fiagen.core import log
 
 FiagenMain = Callable[[list[str]], tuple[int, str, str]]  # the conftest fixture fiagen_main
 
@@ -55,7 +55,7 @@ def test_a_precompute_warning_is_one_line_and_quiet_keeps_only_it(empty_ffpp: Pa
 def test_a_python_warning_of_any_command_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`warnings.warn` in fiagen code goes through the same handler; one from another package names its
     category and origin, still on one line; -v adds debug lines, -q hides info lines."""
-    from fiagen.pipeline import precompute as stage
+    from fiagen.precompute import entry as stage
 
     runs = []
 
@@ -63,19 +63,22 @@ def test_a_python_warning_of_any_command_is_one_line(tmp_path: Path, monkeypatch
         runs.append(cfg)  # a new text each run: Python shows a warning once per text and place
         warnings.warn(f"a fiagen warning ({len(runs)})", stacklevel=2)  # attributed to the caller: fiagen's cli
         warnings.warn_explicit("a foreign warning", RuntimeWarning, "/elsewhere/pkg/mod.py", 7)
-        logging.getLogger("fiagen.pipeline.precompute").info("an info line")
-        logging.getLogger("fiagen.pipeline.precompute").debug("a debug line")
+        logging.getLogger("fiagen.precompute.entry").info("an info line")
+        logging.getLogger("fiagen.precompute.entry").debug("a debug line")
         raise SystemExit(0)
 
     monkeypatch.setattr(stage, "precompute", warn_and_log)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.png").write_bytes(b"x")  # a source its checks find (they run before the stage)
     runner = CliRunner()
-    normal = runner.invoke(cli, ["precompute", "--src", "folder:x", "--out", str(tmp_path)])
+    normal = runner.invoke(cli, ["precompute", "--src", f"folder:{src}", "--out", str(tmp_path)])
     assert normal.stderr.splitlines() == ["fiagen: warning: a fiagen warning (1)",
                                           "fiagen: warning: RuntimeWarning: a foreign warning (mod.py:7)",
                                           "an info line"], normal.stderr
-    verbose = runner.invoke(cli, ["-v", "precompute", "--src", "folder:x", "--out", str(tmp_path)])
+    verbose = runner.invoke(cli, ["-v", "precompute", "--src", f"folder:{src}", "--out", str(tmp_path)])
     assert verbose.stderr.splitlines()[-1] == "fiagen: debug: a debug line"
-    quiet = runner.invoke(cli, ["precompute", "--src", "folder:x", "--out", str(tmp_path), "-q"])
+    quiet = runner.invoke(cli, ["precompute", "--src", f"folder:{src}", "--out", str(tmp_path), "-q"])
     assert quiet.stderr.splitlines() == ["fiagen: warning: a fiagen warning (3)",
                                          "fiagen: warning: RuntimeWarning: a foreign warning (mod.py:7)"]
 
@@ -86,10 +89,11 @@ def no_recon_shards(astronaut_face, tmp_path_factory: pytest.TempPathFactory) ->
     import cv2
     import numpy as np
 
-    from fiagen.pipeline.extract import face_crop
-    from fiagen.pipeline.faces import Detection
-    from fiagen.pipeline.index import write_manifest
-    from fiagen.pipeline.shards import ShardContent, write_shard
+    from fiagen.precompute.extract import face_crop
+    from fiagen.precompute.faces import Detection
+    from fiagen.precompute.index import write_manifest
+    from fiagen.precompute.shard_writer import write_shard
+    from fiagen.precompute.shards import ShardContent
 
     image, det, mesh = astronaut_face
     out = tmp_path_factory.mktemp("no_recon")

@@ -15,9 +15,9 @@ import pytest
 from scipy.spatial import Delaunay
 
 from fiagen.manifests.manifest import read_manifest, read_run_report
-from fiagen.pipeline.landmarks import EYES81, FOREHEAD81, JAW81, LEFT_EYE_MESH, MOUTH_MESH, RIGHT_EYE_MESH
-from fiagen.pipeline.precompute import ConfigMismatch, PrecomputeConfig, precompute
-from fiagen.pipeline.shards import ShardReader, sha256_file
+from fiagen.precompute.entry import ConfigMismatch, PrecomputeConfig, precompute
+from fiagen.precompute.landmarks import EYES81, FOREHEAD81, JAW81, LEFT_EYE_MESH, MOUTH_MESH, RIGHT_EYE_MESH
+from fiagen.precompute.shards import ShardReader, sha256_file
 
 FRAMES = 8  # the shards_small fixture samples 8 frames per video
 
@@ -213,7 +213,7 @@ def test_face_models_print_no_native_start_up_notices() -> None:
     out of the user's terminal while detection and mesh results still come back."""
     code = (
         "from skimage import data\n"
-        "from fiagen.pipeline.faces import FaceLandmarker\n"
+        "from fiagen.precompute.faces import FaceLandmarker\n"
         "image = data.astronaut()\n"
         "with FaceLandmarker() as m:\n"
         "    det = max(m.detect(image), key=lambda d: d.area)\n"

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fiagen import stop
-from fiagen.files import TEMP_GLOB
-from fiagen.outputs import LOCK_NAME
+from fiagen.core import stop
+from fiagen.core.files import TEMP_GLOB
+from fiagen.core.outputs import LOCK_NAME
 
 TESTS = Path(__file__).parent
 
@@ -49,7 +49,7 @@ TRAIN = textwrap.dedent("""
         return real(*args, **kwargs)
 
     loop.sam_step = step
-    from fiagen.cli import main
+    from fiagen.cli.main import main
     sys.argv = ["fiagen", *sys.argv[1:]]
     main()
 """)
@@ -238,13 +238,8 @@ def test_a_full_disk_in_a_ray_shard_writer_is_one_line_no_retry_and_nothing_left
 
 # ---------------------------------------------------------------------------------------------- evaluate
 
-@pytest.mark.slow
-@pytest.mark.realmedia
-def test_sigterm_while_scoring_keeps_the_committed_scores_and_records_the_stop(
-        test_data: Path, ray_local, tmp_path: Path, capsys: pytest.CaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from fiagen.cli import main
-    from fiagen.evaluate import dispatch
+def checkpoint_and_suite(test_data: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A random resnet10t checkpoint (64 px) and a folder suite of 6 images, 3 real and 3 fake."""
     from fiagen.train.checkpoint import save_checkpoint
     from fiagen.train.model import build_detector
 
@@ -256,6 +251,18 @@ def test_sigterm_while_scoring_keeps_the_committed_scores_and_records_the_stop(
         name, kind = ("ex_original.png", "real") if k % 2 else ("ex_deepfakes.png", "fake")
         (suite / kind).mkdir(parents=True, exist_ok=True)
         (suite / kind / f"{k}.png").symlink_to(test_data / "ffpp_frames" / name)
+    return ckpt, suite
+
+
+@pytest.mark.slow
+@pytest.mark.realmedia
+def test_sigterm_while_scoring_keeps_the_committed_scores_and_records_the_stop(
+        test_data: Path, ray_local, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from fiagen.cli.main import main
+    from fiagen.evaluate import dispatch
+
+    ckpt, suite = checkpoint_and_suite(test_data, tmp_path)
     real, collected = dispatch._collect, []
 
     def collect_then_sigterm(*args, **kwargs):  # a scheduler's SIGTERM right after the first video is scored

@@ -17,7 +17,7 @@ import yaml
 from click.testing import CliRunner
 from skimage import data
 
-from fiagen.cli import cli
+from fiagen.cli.main import cli
 from fiagen.train.checkpoint import load_detector, save_checkpoint
 from fiagen.train.model import build_detector
 from fiagen.train.pretrained import ModelError, imagenet_classifier, read_weights, resolve_init, wheel_weights_path
@@ -86,6 +86,8 @@ def test_a_wheel_that_does_not_fit_is_one_error_and_loads_nothing(tmp_path, monk
 
 
 def test_dry_run_shows_auto_and_the_resolved_b4_weights(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "manifest.parquet").write_bytes(b"")  # a precompute output, as --dry-run checks
     res = CliRunner().invoke(cli, ["train", "--shards", str(tmp_path / "out"), "--dry-run"])
     assert res.exit_code == 0, res.output
     shown = yaml.safe_load(res.output)

@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from skimage import data as skdata
 
-from fiagen.pipeline.extract import VideoResult
-from fiagen.pipeline.inspect import side_by_side
-from fiagen.pipeline.reconstruct import load_reconstructor, parse_spec, resolve_spec
-from fiagen.pipeline.reconstruct.base import (
+from fiagen.precompute.extract import VideoResult
+from fiagen.precompute.inspect import side_by_side
+from fiagen.precompute.reconstruct import load_reconstructor, parse_spec, resolve_spec
+from fiagen.precompute.reconstruct.base import (
     Reconstructor,
     ReconstructorError,
     downscale,
@@ -26,10 +26,10 @@ from fiagen.pipeline.reconstruct.base import (
     to_uint8,
     weights_digest,
 )
-from fiagen.pipeline.reconstruct.builtin import BuiltinReconstructor, build_net, load_builtin, save_builtin
-from fiagen.pipeline.reconstruct.sd_vae import SdVaeReconstructor
-from fiagen.pipeline.reconstruct.stage import reconstruct_video
-from fiagen.pipeline.shards import FrameRecord, sha256_file
+from fiagen.precompute.reconstruct.builtin import BuiltinReconstructor, build_net, load_builtin, save_builtin
+from fiagen.precompute.reconstruct.sd_vae import SdVaeReconstructor
+from fiagen.precompute.reconstruct.stage import reconstruct_video
+from fiagen.precompute.shards import FrameRecord, sha256_file
 
 
 def _images() -> list[np.ndarray]:

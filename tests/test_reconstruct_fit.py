@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fiagen.manifests.manifest import read_manifest
-from fiagen.pipeline.reconstruct.builtin import load_builtin, save_builtin
-from fiagen.pipeline.reconstruct.fit import FitSettings, bicubic_sr, fit_builtin, mean_psnr
-from fiagen.pipeline.shards import ShardReader
+from fiagen.precompute.reconstruct.builtin import load_builtin, save_builtin
+from fiagen.precompute.reconstruct.fit import FitSettings, bicubic_sr, fit_builtin, mean_psnr
+from fiagen.precompute.shards import ShardReader
 
 STEPS, PATCH = 150, 48
 

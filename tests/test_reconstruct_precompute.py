@@ -18,11 +18,11 @@ import pytest
 import torch
 
 from fiagen.manifests.manifest import read_manifest, read_run_report
-from fiagen.pipeline.inspect import draw_frames
-from fiagen.pipeline.precompute import ConfigMismatch, PrecomputeConfig, precompute
-from fiagen.pipeline.reconstruct.builtin import load_builtin, model_paths
-from fiagen.pipeline.reconstruct.spec import ReconstructorError
-from fiagen.pipeline.shards import ShardReader, sha256_file
+from fiagen.precompute.entry import ConfigMismatch, PrecomputeConfig, precompute
+from fiagen.precompute.inspect import draw_frames
+from fiagen.precompute.reconstruct.builtin import load_builtin, model_paths
+from fiagen.precompute.reconstruct.spec import ReconstructorError
+from fiagen.precompute.shards import ShardReader, sha256_file
 
 FRAMES = 4
 SETTINGS = dict(frames=FRAMES, shard_size=8, limit=1, fit_steps=40, fit_patch=48, fit_videos=2, quiet=True)

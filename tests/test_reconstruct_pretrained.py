@@ -18,11 +18,18 @@ import torch
 import torch.nn.functional as F
 from skimage import data as skdata
 
-from fiagen.errors import FiagenError
-from fiagen.pipeline.reconstruct import load_reconstructor, parse_spec, resolve_spec, wheels
-from fiagen.pipeline.reconstruct.base import ReconstructionFailed, Reconstructor, downscale, pad_to, to_tensor, to_uint8
-from fiagen.pipeline.reconstruct.builtin import BuiltinReconstructor, build_net
-from fiagen.pipeline.reconstruct.spec import ReconstructorError
+from fiagen.core.errors import FiagenError
+from fiagen.precompute.reconstruct import load_reconstructor, parse_spec, resolve_spec, wheels
+from fiagen.precompute.reconstruct.base import (
+    ReconstructionFailed,
+    Reconstructor,
+    downscale,
+    pad_to,
+    to_tensor,
+    to_uint8,
+)
+from fiagen.precompute.reconstruct.builtin import BuiltinReconstructor, build_net
+from fiagen.precompute.reconstruct.spec import ReconstructorError
 
 
 def _seeded(make, seed: int = 0):
@@ -101,7 +108,7 @@ NO_WHEEL_CLI = textwrap.dedent("""
 
     sys.meta_path.insert(0, NoPillowDat())
     sys.argv = ["fiagen", *sys.argv[1:]]
-    from fiagen.cli import main
+    from fiagen.cli.main import main
     main()
 """)
 
@@ -157,7 +164,7 @@ def test_dat_light_beats_bicubic_on_a_real_face(test_data: Path, one_torch_threa
     import cv2
     from skimage.metrics import peak_signal_noise_ratio as psnr
 
-    from fiagen.pipeline.faces import FaceLandmarker
+    from fiagen.precompute.faces import FaceLandmarker
 
     image = cv2.cvtColor(cv2.imread(str(test_data / "real_images" / "aflw-test.jpg")), cv2.COLOR_BGR2RGB)
     with FaceLandmarker() as marker:
@@ -204,8 +211,8 @@ def test_ae_family_must_match_the_folder(tmp_path: Path) -> None:
 HUB_SCRIPT = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from fiagen.pipeline.reconstruct import load_reconstructor, parse_spec, resolve_spec
-    from fiagen.pipeline.reconstruct.spec import ReconstructorError
+    from fiagen.precompute.reconstruct import load_reconstructor, parse_spec, resolve_spec
+    from fiagen.precompute.reconstruct.spec import ReconstructorError
     import huggingface_hub, diffusers  # imported before the clock starts
     out = {}
     start = time.perf_counter()
@@ -306,8 +313,8 @@ def test_precompute_with_dat_light_records_its_id(ffpp_root: Path, ray_local, tm
     """`--sr dat-light` in a real precompute run (no network): every frame gets its SR, and the id
     `dat-light-x4@<sha256[:12]>` and the weights' sha256 are in the shards, the manifest and run.json."""
     from fiagen.manifests.manifest import read_manifest, read_run_report
-    from fiagen.pipeline.precompute import PrecomputeConfig, precompute
-    from fiagen.pipeline.shards import ShardReader
+    from fiagen.precompute.entry import PrecomputeConfig, precompute
+    from fiagen.precompute.shards import ShardReader
 
     out = tmp_path / "out"
     precompute(PrecomputeConfig(src="ff++_c23", root=str(ffpp_root), out=str(out), splits=("train",), frames=2,

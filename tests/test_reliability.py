@@ -24,12 +24,12 @@ import torch
 from click.testing import CliRunner
 from test_train_run import ColourPatchPairs
 
-from fiagen import files
-from fiagen.cli import cli, main
-from fiagen.errors import FiagenError
-from fiagen.files import TEMP_GLOB, DiskFullError
+from fiagen.cli.main import cli, main
+from fiagen.core import files
+from fiagen.core.errors import FiagenError
+from fiagen.core.files import TEMP_GLOB, DiskFullError
+from fiagen.core.outputs import LOCK_NAME, FolderInUse, hold_folder
 from fiagen.manifests.suites import resolve_suite
-from fiagen.outputs import LOCK_NAME, FolderInUse, hold_folder
 from fiagen.train.checkpoint import CheckpointDamaged, CheckpointError, read_checkpoint, save_checkpoint
 from fiagen.train.config import TrainConfig
 from fiagen.train.context import Context
@@ -48,7 +48,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.
 
 
 def no_space(when: str):
-    """An `_fsync` for fiagen.files that finds the disk full for temporaries of files named `when`*."""
+    """An `_fsync` for fiagen.core.files that finds the disk full for temporaries of files named `when`*."""
     real = files._fsync
 
     def fsync(path: Path, directory: bool = False) -> None:
@@ -158,7 +158,7 @@ def test_a_full_disk_in_a_ray_worker_stops_precompute_with_one_line_and_run_json
         monkeypatch: pytest.MonkeyPatch) -> None:
     import ray
 
-    from fiagen.pipeline import precompute as stage
+    from fiagen.precompute import entry as stage
 
     src = tmp_path / "src" / "train"
     src.mkdir(parents=True)
@@ -169,19 +169,28 @@ def test_a_full_disk_in_a_ray_worker_stops_precompute_with_one_line_and_run_json
 
     @ray.remote(num_cpus=1)
     def write_on_a_full_disk(*args):
-        from unittest import mock
+        import resource
 
-        from fiagen import files as worker_files
-        from fiagen.pipeline.precompute import _write_remote
+        import h5py
 
-        real = worker_files._fsync
+        from fiagen.precompute.entry import _write_remote
 
-        def fsync(path: Path, directory: bool = False) -> None:
-            if path.name.startswith(".00002.h5"):
-                raise OSError(errno.ENOSPC, "No space left on device")
-            real(path, directory)
-        with mock.patch.object(worker_files, "_fsync", fsync):  # restored: the worker serves later tests
+        if args[1].shard_id != "00002":
             return _write_remote._function(*args)
+        # the third shard finds no room while HDF5 writes it: past 64 kB every write fails (EFBIG; SIGXFSZ,
+        # which would kill the worker, ignored). HDF5 writing into such a file kept it open (its deleted
+        # temporary's blocks taken) and crashed in its flush when the process ended (SIGSEGV).
+        limit, sigxfsz = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, limit[1]))
+        before = len(h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_ALL & ~h5py.h5f.OBJ_DATATYPE))
+        try:
+            return _write_remote._function(*args)
+        finally:  # restored: the worker serves later tests
+            resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+            signal.signal(signal.SIGXFSZ, sigxfsz)
+            left = len(h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_ALL & ~h5py.h5f.OBJ_DATATYPE)) - before
+            if left:
+                raise RuntimeError(f"the failed shard left {left} HDF5 objects open")  # noqa: B012
 
     monkeypatch.setattr(stage, "_write_remote", write_on_a_full_disk)
     argv = ["precompute", "--src", f"folder:{tmp_path / 'src'}", "--out", str(out), "--frames", "1",
@@ -274,7 +283,7 @@ def test_deepfakebench_paths_stay_inside_the_root_and_a_bad_frame_is_skipped(
 
 # ---------------------------------------------------------------------------------------------- 4 locks
 
-HOLD = "import sys, time\nfrom fiagen.outputs import hold_folder\nwith hold_folder(sys.argv[1]):\n" \
+HOLD = "import sys, time\nfrom fiagen.core.outputs import hold_folder\nwith hold_folder(sys.argv[1]):\n" \
        "    print('held', flush=True)\n    time.sleep(60)\n"
 
 
@@ -426,6 +435,7 @@ def test_a_training_warning_is_one_line_without_source(tmp_path: Path, monkeypat
         return TrainResult(Path(cfg.run), Path(cfg.run) / "last.pt", None, None, 1, 1, 0)
 
     monkeypatch.setattr(entry, "train", warn_and_finish)
+    (tmp_path / "manifest.parquet").write_bytes(b"")  # a precompute output, as train checks before it runs
     result = CliRunner().invoke(cli, ["train", "--shards", str(tmp_path), "--run", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "fiagen: warning: the shards hold no AE/SR reconstructions\n" in result.stderr

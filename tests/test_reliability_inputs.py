@@ -72,17 +72,21 @@ def test_every_index_file_is_confined_to_its_dataset(tmp_path: Path) -> None:
 def test_allow_outside_root_is_an_option_of_evaluate_and_bench(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from fiagen.cli import cli
+    from fiagen.cli.main import cli
     from fiagen.evaluate.inputs import find_inputs
 
+    _touch(tmp_path / "mine" / "real" / "a.png")
+    _touch(tmp_path / "mine" / "fake" / "b.png")
+    zipped = _touch(tmp_path / "zipped.pt", b"PK\x05\x06" + bytes(18))  # an empty zip: what --dry-run reads of it
     for command in ("evaluate", "bench"):
-        result = CliRunner().invoke(cli, [command, "--suite", "ff++", "--allow-outside-root", "--dry-run"])
+        result = CliRunner().invoke(cli, [command, "--suite", f"folder:{tmp_path / 'mine'}", "--ckpt", str(zipped),
+                                          "--allow-outside-root", "--dry-run"])
         assert result.exit_code == 0, result.output
         assert "allow_outside_root: true" in result.output
     ckpt = _touch(tmp_path / "best.pt")
     _touch(tmp_path / "outside.png")
-    (tmp_path / "set").mkdir()
-    (tmp_path / "set" / "list.csv").write_text("../outside.png,1\n")
+    _touch(tmp_path / "set" / "inside.png")  # all refused would be nothing to score: an error
+    (tmp_path / "set" / "list.csv").write_text("inside.png,0\n../outside.png,1\n")
     spec = f"folder:{tmp_path / 'set' / 'list.csv'}"
     assert find_inputs([spec], None, ckpt).listings[spec].refused == ["../outside.png"]
     assert find_inputs([spec], None, ckpt, allow_outside_root=True).listings[spec].refused == []
@@ -147,9 +151,9 @@ def test_a_video_whose_container_overstates_its_frames_is_sampled_from_what_deco
         astronaut_face, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fiagen.evaluate.scoring import video_crops
     from fiagen.manifests.suites.listing import EvalItem
-    from fiagen.pipeline import video
-    from fiagen.pipeline.extract import extract_video
-    from fiagen.pipeline.faces import FaceLandmarker
+    from fiagen.precompute import video
+    from fiagen.precompute.extract import extract_video
+    from fiagen.precompute.faces import FaceLandmarker
 
     path = _face_video(tmp_path / "clip.mp4", astronaut_face[0], 20)
     real_open = video.open_video
@@ -217,7 +221,7 @@ def test_evaluate_scores_truncated_and_miscounted_videos_from_their_decodable_fr
 def test_precompute_keeps_a_truncated_video_and_writes_no_empty_shard(test_data: Path, ray_local,
                                                                       tmp_path: Path) -> None:
     from fiagen.manifests.manifest import read_manifest, read_run_report
-    from fiagen.pipeline.precompute import PrecomputeConfig, precompute
+    from fiagen.precompute.entry import PrecomputeConfig, precompute
 
     src = tmp_path / "src"
     _truncated(test_data, src)
@@ -258,7 +262,7 @@ if ro:
         def __getattr__(self, name):
             return self.real.f_flag | os.ST_RDONLY if name == "f_flag" else getattr(self.real, name)
     os.statvfs = lambda p: ReadOnly(statvfs(p)) if os.path.abspath(p).startswith(ro) else statvfs(p)
-from fiagen.cli import main
+from fiagen.cli.main import main
 runs = []
 for argv in json.loads(sys.argv[1]):
     sys.argv = ["fiagen", *argv]
@@ -274,7 +278,7 @@ for argv in json.loads(sys.argv[1]):
 print(json.dumps(runs))
 """
 
-HOLD = ("import sys, time\nfrom fiagen.outputs import hold_folder\nwith hold_folder(sys.argv[1]):\n"
+HOLD = ("import sys, time\nfrom fiagen.core.outputs import hold_folder\nwith hold_folder(sys.argv[1]):\n"
         "    print('held', flush=True)\n    time.sleep(120)\n")
 
 
@@ -392,7 +396,7 @@ def test_a_cut_short_or_corrupt_checkpoint_is_damage_and_a_raw_pickle_is_refused
 # ---------------------------------------------------------------------------------------------- 9 Ray after kill -9
 
 def test_a_local_ray_starts_without_dashboard() -> None:
-    from fiagen.pipeline.cluster import init_kwargs
+    from fiagen.precompute.cluster import init_kwargs
 
     assert init_kwargs(None, 2)["include_dashboard"] is False and init_kwargs(None, 2)["address"] == "local"
     assert init_kwargs("auto", None)["include_dashboard"] is False
@@ -402,7 +406,7 @@ def test_a_local_ray_starts_without_dashboard() -> None:
 # a session of its own (as Ray's agents end up: orphans), and a child that is not Ray's; prints the pids.
 DRIVER = """
 import subprocess, sys, time
-from fiagen.pipeline.reaper import start_watcher
+from fiagen.precompute.reaper import start_watcher
 watcher = start_watcher(poll_s=0.2, grace_s=1.0)
 raylet = subprocess.Popen([sys.executable, sys.argv[1], sys.argv[2]])
 other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])

@@ -1,4 +1,4 @@
-"""Stage settings from one mechanism (fiagen.settings): each stage's printed config (--dry-run) is a
+"""Stage settings from one mechanism (fiagen.core.settings): each stage's printed config (--dry-run) is a
 --config file that resolves to the same config, and command-line options override the file."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fiagen.cli import cli
-from fiagen.pipeline.config import PrecomputeConfig
-from fiagen.settings import ConfigError, coerce
+from fiagen.cli.main import cli
+from fiagen.core.settings import ConfigError, coerce
+from fiagen.precompute.config import PrecomputeConfig
 
 # Per stage: options that differ from the defaults in every kind of field (text, number, comma list, switch).
 STAGES = {
@@ -20,7 +20,8 @@ STAGES = {
               "--train-workers", "2"],
     "evaluate": ["--suite", "folder:TMP/set", "--ckpt", "TMP/run/best.pt", "--perturb", "blur,jpeg", "--levels", "1,3",
                  "--face", "whole", "--min-face-score", "0.25", "--quiet"],
-    "bench": ["--suite", "ff++,dfd", "--suite", "pseudo:TMP/out:sbi", "--level", "frame", "--limit", "5"],
+    "bench": ["--suite", "folder:TMP/set", "--suite", "pseudo:TMP/out:sbi", "--ckpt", "TMP/run/best.pt", "--level",
+              "frame", "--limit", "5"],
     "preview": ["--shards", "TMP/out", "-n", "4", "--ablation", "sbi", "--no-affine", "--eval"],
     "generate": ["--shards", "TMP/out", "--export", "TMP/pairs", "--format", "deepfakebench", "--loader-workers", "2"],
     "inspect": ["--shards", "TMP/out", "--draw", "3", "--to", "TMP/drawn"],
@@ -33,18 +34,38 @@ STAGES = {
 def dry_run(args: list[str]) -> str:
     result = CliRunner().invoke(cli, [*args, "--dry-run"])
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
+
+
+def inputs(tmp: Path) -> Path:
+    """What the dry-runs above check (fiagen.workflow.checks): a source folder, a precompute output (a
+    manifest with val frames), a folder suite, a checkpoint file in torch's zip format, a video."""
+    import zipfile
+
+    import pandas as pd
+
+    for name in ("videos/a.mp4", "set/real/a.png", "set/fake/b.png", "a.mp4"):
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_bytes(b"x")
+    (tmp / "out").mkdir(exist_ok=True)
+    pd.DataFrame({"shard": ["shards/val/00000.h5"], "split": ["val"], "video_id": ["v"],
+                  "frame_index": [0]}).to_parquet(tmp / "out" / "manifest.parquet")
+    (tmp / "run").mkdir(exist_ok=True)
+    with zipfile.ZipFile(tmp / "run" / "best.pt", "w") as zf:
+        zf.writestr("best/data.pkl", b"")
+    return tmp
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_the_printed_config_round_trips_through_config(stage: str, tmp_path: Path) -> None:
+    inputs(tmp_path)
     printed = dry_run([stage, *(a.replace("TMP", str(tmp_path)) for a in STAGES[stage])])
     (tmp_path / "c.yaml").write_text(printed)
     assert dry_run([stage, "--config", str(tmp_path / "c.yaml")]) == printed
 
 
 def test_command_line_options_override_the_config_file(tmp_path: Path) -> None:
-    (tmp_path / "c.yaml").write_text("frames: 4\nsplits: [val]\n")
+    (tmp_path / "c.yaml").write_text(f"frames: 4\nsplits: [val]\nsrc: 'folder:{inputs(tmp_path) / 'videos'}'\n")
     printed = dry_run(["precompute", "--config", str(tmp_path / "c.yaml"), "--frames", "8"])
     assert "frames: 8\n" in printed and "splits: [val]\n" in printed
 
@@ -65,8 +86,8 @@ def test_config_values_are_typed_and_checked(tmp_path: Path) -> None:
 
 
 def test_an_old_option_spelling_still_works_with_a_deprecation_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["generate", "--shards", str(tmp_path), "--export", str(tmp_path / "p"),
-                                      "--workers", "3", "--dry-run"])
+    result = CliRunner().invoke(cli, ["generate", "--shards", str(inputs(tmp_path) / "out"), "--export",
+                                      str(tmp_path / "p"), "--workers", "3", "--dry-run"])
     assert result.exit_code == 0 and "loader_workers: 3\n" in result.stdout
     assert "--workers is deprecated" in result.stderr and "use --loader-workers" in result.stderr
 
@@ -76,7 +97,11 @@ def test_an_old_option_spelling_still_works_with_a_deprecation_line(tmp_path: Pa
 def test_each_meaning_of_workers_has_its_own_word(stage: str, new: str, tmp_path: Path) -> None:
     """Ray tasks at once: --concurrency; Ray Train workers: --train-workers; DataLoader processes:
     --loader-workers. --workers (and a `workers:` key) still mean what they meant, with a deprecation line."""
-    args = {"evaluate": ["--suite", f"folder:{tmp_path}"], "train": ["--shards", str(tmp_path)]}.get(stage, [])
+    inputs(tmp_path)
+    args = {"evaluate": ["--suite", f"folder:{tmp_path / 'set'}"], "train": ["--shards", str(tmp_path / "out")],
+            "precompute": ["--src", f"folder:{tmp_path / 'videos'}"], "demo": []}.get(stage, [])
+    args += ["--ckpt", str(tmp_path / "run" / "best.pt")] if stage in ("evaluate", "bench") else []
+    args += ["--suite", f"folder:{tmp_path / 'set'}"] if stage == "bench" else []
     helptext = CliRunner().invoke(cli, [stage, "--help"]).output
     assert f"--{new.replace('_', '-')} " in helptext and "--workers" not in helptext
     result = CliRunner().invoke(cli, [stage, *args, "--workers", "3", "--dry-run"])
@@ -90,7 +115,8 @@ def test_each_meaning_of_workers_has_its_own_word(stage: str, new: str, tmp_path
 
 def test_a_pipeline_file_takes_old_keys_too(tmp_path: Path) -> None:
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(f"precompute: {{out: {tmp_path / 'out'}, workers: 3}}\ntrain: {{workers: 2}}\n")
+    pipeline.write_text(f"precompute: {{src: 'folder:{inputs(tmp_path) / 'videos'}', out: {tmp_path / 'new'}, "
+                        f"workers: 3}}\ntrain: {{workers: 2}}\n")
     result = CliRunner().invoke(cli, ["run", str(pipeline), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "  concurrency: 3\n" in result.stdout and "  train_workers: 2\n" in result.stdout
@@ -105,21 +131,22 @@ def test_seed_has_one_meaning_in_every_command() -> None:
 
 
 def test_inspect_still_takes_the_folder_as_a_positional_argument(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["inspect", str(tmp_path), "--dry-run"])
-    assert result.exit_code == 0 and f"shards: {tmp_path}\n" in result.stdout
+    result = CliRunner().invoke(cli, ["inspect", str(inputs(tmp_path) / "out"), "--dry-run"])
+    assert result.exit_code == 0 and f"shards: {tmp_path / 'out'}\n" in result.stdout
     assert "use `fiagen inspect --shards OUT`" in result.stderr
 
 
 def test_a_required_setting_may_come_from_the_config_file(tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, ["preview", "--dry-run"]).exit_code == 2  # no --shards anywhere
-    (tmp_path / "c.yaml").write_text(f"shards: {tmp_path}\n")
-    assert f"shards: {tmp_path}\n" in dry_run(["preview", "--config", str(tmp_path / "c.yaml")])
+    (tmp_path / "c.yaml").write_text(f"shards: {inputs(tmp_path) / 'out'}\n")
+    assert f"shards: {tmp_path / 'out'}\n" in dry_run(["preview", "--config", str(tmp_path / "c.yaml")])
 
 
 def test_a_pipeline_printed_by_run_dry_run_resolves_to_itself(tmp_path: Path) -> None:
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(f"precompute: {{out: {tmp_path / 'out'}, frames: 4}}\ntrain: {{epochs: 2, train_workers: 2}}\n"
-                        f"bench: {{suite: all, perturb: blur}}\n")
+    pipeline.write_text(f"precompute: {{src: 'folder:{inputs(tmp_path) / 'videos'}', out: {tmp_path / 'out'}, "
+                        f"frames: 4}}\ntrain: {{epochs: 2, train_workers: 2}}\n"
+                        f"bench: {{suite: [all, 'folder:{tmp_path / 'set'}'], perturb: blur}}\n")
     printed = dry_run(["run", str(pipeline)])
     assert f"  shards: {tmp_path / 'out'}\n" in printed  # train reads what precompute writes
     assert "  ckpt: runs/out-efficientnet_b4/best.pt\n" in printed and "  skip_missing_suites: true\n" in printed

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fiagen.core.media import sample_indices
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.sources import ffpp_c23, ffpp_split_ids, folder, resolve_source
-from fiagen.media import sample_indices
-from fiagen.pipeline.plan import plan_shards
+from fiagen.precompute.plan import plan_shards
 
 
 def test_official_split_sizes() -> None:

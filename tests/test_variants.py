@@ -17,9 +17,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from fiagen.cli import cli
-from fiagen.variants import _parallel_trainings, _train_parallel, deep_merge, plan_variants, suite_label
-from fiagen.workflow import PipelineError, dry_run, run_pipeline
+from fiagen.cli.main import cli
+from fiagen.workflow.pipeline_file import PipelineError, read_pipeline
+from fiagen.workflow.plan import deep_merge, plan_variants, plan_yaml, suite_label
+from fiagen.workflow.run import dry_run, run_pipeline
+from fiagen.workflow.variants import _parallel_trainings, _train_parallel
 
 
 @pytest.fixture
@@ -60,7 +62,7 @@ def test_two_variants_side_by_side_and_a_rerun_does_nothing(fia_shards: Path, im
     printed = dry_run(pipeline)
     runs = [line for line in printed.splitlines() if line.startswith("  - {variant:")]
     assert len(runs) == 2 and "ablation: \"sbi\"" in runs[1] and str(tmp_path / "runs" / "sbi_bce" / "seed0") in runs[1]
-    assert CliRunner().invoke(cli, ["run", str(pipeline), "--dry-run"]).output == printed
+    assert CliRunner().invoke(cli, ["run", str(pipeline), "--dry-run"]).stdout == printed
 
     lines: list[str] = []
     first = run_pipeline(pipeline, echo=lines.append)
@@ -149,7 +151,8 @@ def test_nested_options_merge_key_by_key_and_suites_get_short_labels(tmp_path: P
 
 
 def test_the_table6a_example_resolves_to_every_row_and_seed() -> None:
-    printed = dry_run(Path(__file__).resolve().parents[1] / "docs" / "table6a.yaml")
+    # the plan `fiagen run --dry-run` prints once the FF++ and test data pass its checks (fiagen.workflow.checks)
+    printed = plan_yaml(plan_variants(read_pipeline(Path(__file__).resolve().parents[1] / "docs" / "table6a.yaml")))
     runs = [line for line in printed.splitlines() if line.startswith("  - {variant:")]
     assert len(runs) == 9 * 3
     names = list(dict.fromkeys(line.split("variant: ")[1].split(",")[0] for line in runs))
@@ -163,7 +166,7 @@ def test_the_table6a_example_resolves_to_every_row_and_seed() -> None:
 def test_trainings_can_run_at_once_as_ray_tasks(fia_shards: Path, image_suite: Path, ray_local, tmp_path: Path) -> None:
     """What a cluster with GPUs gets (a Ray task per training, here without GPUs); locally they run one by one."""
     plan = plan_variants(yaml.safe_load(_pipeline(tmp_path, fia_shards, image_suite).read_text()))
-    assert _parallel_trainings(plan, print) == {}  # no address: one after another
+    assert _parallel_trainings(plan, plan.runs, print) == {}  # no address: one after another
     done = _train_parallel(plan.runs, 0, lambda _: None)
     assert {k: o.status for k, o in done.items()} == {"full/seed0": "ran", "sbi_bce/seed0": "ran"}
     for run in plan.runs:

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import yaml
 
+from fiagen.core.media import sample_indices
 from fiagen.manifests.sources import ffpp_c23
-from fiagen.media import sample_indices
-from fiagen.pipeline.faces import FaceLandmarker
-from fiagen.pipeline.video import frame_count, read_frames
-from fiagen.sample import SampleSpec, build_sample_ffpp
-from fiagen.workflow import PipelineError, read_pipeline, run_pipeline
+from fiagen.precompute.faces import FaceLandmarker
+from fiagen.precompute.video import frame_count, read_frames
+from fiagen.workflow.pipeline_file import PipelineError, read_pipeline
+from fiagen.workflow.run import run_pipeline
+from fiagen.workflow.sample import SampleSpec, build_sample_ffpp
 
 
 def test_sample_videos_are_an_ffpp_tree_of_real_faces(tmp_path: Path) -> None:

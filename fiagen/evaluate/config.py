@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fiagen.errors import FiagenError
+from fiagen.core.errors import FiagenError
+from fiagen.core.settings import seed_setting, setting
 from fiagen.evaluate.perturb import LEVELS, parse_levels, parse_perturb
-from fiagen.settings import seed_setting, setting
 
 if TYPE_CHECKING:  # the command line reads EvalConfig; pandas and Ray load when a stage runs
     import pandas as pd

@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 import ray
 
-from fiagen import stop
-from fiagen.errors import FiagenError, last_line, message_line
+from fiagen.core import stop
+from fiagen.core.errors import FiagenError, last_line, message_line
+from fiagen.core.media import is_image
+from fiagen.core.progress import stage_progress
 from fiagen.evaluate.config import FLUSH_SECONDS, EvalConfig
 from fiagen.evaluate.scoring import NO_FACE_SCORE, VideoCrops, crops_task, predict
 from fiagen.evaluate.store import ScoreStore
 from fiagen.manifests.suites.listing import EvalItem
-from fiagen.media import is_image
-from fiagen.pipeline.cluster import as_finished
-from fiagen.progress import stage_progress
+from fiagen.precompute.cluster import as_finished
 
 
 class _Scorer:

@@ -13,18 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib import colormaps
 from torch import nn
 
-from fiagen.errors import FiagenError
+from fiagen.core.errors import FiagenError
+from fiagen.core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from fiagen.evaluate.plots import cam_plot
 from fiagen.evaluate.scoring import video_crops
 from fiagen.manifests.suites.listing import EvalItem
-from fiagen.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from fiagen.pipeline.faces import FaceLandmarker
+from fiagen.precompute.faces import FaceLandmarker
 
 
 class ExplainError(FiagenError):
@@ -72,23 +71,19 @@ def gradcam(model: nn.Module, x: torch.Tensor, layer: str | None = None) -> CamR
     return CamResult(cam.detach().cpu().numpy(), torch.sigmoid(logits).detach().cpu().numpy(), name)
 
 
-def overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """The crop and, beside it, the crop blended with the map in the jet colormap (RGB uint8)."""
-    heat = (colormaps["jet"](cam)[..., :3] * 255).astype(np.float32)
-    blend = ((1 - alpha) * crop.astype(np.float32) + alpha * heat).clip(0, 255).astype(np.uint8)
-    return np.concatenate([crop, blend], axis=1)
-
-
 def explain(ckpt: str | Path, source: str | Path, out: str | Path, frames: int = 8, layer: str | None = None,
             min_face_score: float = 0.5, device: str | None = None) -> dict[str, Any]:
     """GradCAM overlays for every face of `frames` sampled frames of a video (or of one image), on
     `device` (default: CUDA when available, else CPU).
 
-    Writes OUT/<stem>_f<frame>_k<face>.png (crop | overlay) and OUT/explain.json; returns that record.
+    Writes OUT/<stem>_f<frame>_k<face>.png (crop | overlay with a colour bar, titled with the file, frame,
+    face and P(fake); fiagen.evaluate.plots.cam_plot) and OUT/explain.json; returns that record.
     """
     from fiagen.train.checkpoint import load_detector
 
     path = Path(source)
+    if not path.exists():
+        raise ExplainError(f"--input {path}: no such file")
     if not path.is_file() or path.suffix.lower() not in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
         raise ExplainError(f"{path} is not a video ({', '.join(sorted(VIDEO_SUFFIXES))}) or image file")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -108,7 +103,8 @@ def explain(ckpt: str | Path, source: str | Path, out: str | Path, frames: int =
         for j in range(len(batch)):
             k = i + j
             name = f"{path.stem}_f{int(res.frame[k]):05d}_k{int(res.face[k])}.png"
-            cv2.imwrite(str(out / name), cv2.cvtColor(overlay(res.crops[k], cam.cams[j]), cv2.COLOR_RGB2BGR))
+            cam_plot(res.crops[k], cam.cams[j], f"{path.name}  frame {int(res.frame[k])}  face {int(res.face[k])}  "
+                     f"P(fake) = {float(cam.probs[j]):.3f}", out / name)
             records.append({"file": name, "frame": int(res.frame[k]), "face": int(res.face[k]),
                             "box": [float(v) for v in res.boxes[k]], "score": float(cam.probs[j]),
                             "layer": cam.layer})

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fiagen.errors import FiagenError
+from fiagen.core.errors import FiagenError
 
 LEVELS = (1, 2, 3, 4, 5)
 BLOCK = 8  # DeeperForensics' grey block side, in pixels

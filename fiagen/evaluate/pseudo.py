@@ -25,19 +25,19 @@ import ray
 import torch
 from torch.utils.data import Subset
 
-from fiagen import __version__
-from fiagen.errors import FiagenError, last_line
+from fiagen.core.errors import FiagenError, last_line
+from fiagen.core.files import sha256_file, write_text
+from fiagen.core.outputs import claim_output
+from fiagen.core.progress import stage_progress
+from fiagen.core.version import __version__
 from fiagen.evaluate.config import FLUSH_SECONDS, REPORT_NAME, EvalConfig, EvalMismatch, SuiteResult, table_stamp
 from fiagen.evaluate.plots import roc_plot
 from fiagen.evaluate.store import FRAMES_NAME, VIDEOS_NAME, ScoreStore
-from fiagen.evaluate.tables import suite_table, summary_row, write_table
-from fiagen.files import sha256_file, write_text
+from fiagen.evaluate.tables import suite_table, summary_json, write_table
 from fiagen.manifests.manifest import MANIFEST_NAME, read_manifest
 from fiagen.manifests.pseudo import POOL, PseudoSpec, parse_pseudo
 from fiagen.manifests.suites.listing import SuiteListing
-from fiagen.outputs import claim_output
-from fiagen.pipeline.cluster import as_finished
-from fiagen.progress import stage_progress
+from fiagen.precompute.cluster import as_finished
 from fiagen.train.breakdown import KINDS, batch_meta, fake_groups, ordered_groups
 
 AGGREGATION = "one aligned crop per unit (the stored face box + 12.5% per side), no face detection"
@@ -214,7 +214,7 @@ def evaluate_pseudo(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dic
                                "frames_sampled": len(videos), "frames_with_face": len(videos), "faces": len(frames),
                                "no_face": [], "failures": []}},
         "timings": timing,
-        "summary": summary_row(table),
+        "summary": summary_json(table),
     }
     write_text(folder / REPORT_NAME, json.dumps(report, indent=2, default=str) + "\n")
     return SuiteResult(spec, folder, table, stamp, report)

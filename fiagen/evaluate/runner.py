@@ -18,18 +18,17 @@ from pathlib import Path
 import pandas as pd
 import ray
 
+from fiagen.core.outputs import hold_folder
+from fiagen.core.settings import ConfigError
 from fiagen.evaluate.config import FACE_STAMP, BenchResult, EvalConfig, SuiteResult
 from fiagen.evaluate.dispatch import scorer_actor
-from fiagen.evaluate.inputs import EvalInputs, find_inputs
+from fiagen.evaluate.inputs import EvalInputs, check_perturb, find_inputs
 from fiagen.evaluate.pseudo import evaluate_pseudo
 from fiagen.evaluate.render import render, render_bench
 from fiagen.evaluate.suite import evaluate_suite
 from fiagen.evaluate.tables import summary_row, write_table
 from fiagen.manifests.pseudo import is_pseudo
-from fiagen.manifests.roots import SourceError
-from fiagen.outputs import hold_folder
-from fiagen.pipeline.cluster import ray_session
-from fiagen.settings import ConfigError
+from fiagen.precompute.cluster import ray_session
 from fiagen.train.checkpoint import checkpoint_info
 
 __all__ = ["EvalConfig", "bench", "evaluate", "render", "render_bench"]
@@ -37,7 +36,7 @@ __all__ = ["EvalConfig", "bench", "evaluate", "render", "render_bench"]
 
 def bench(cfg: EvalConfig, inputs: EvalInputs | None = None) -> BenchResult:
     """Evaluate every suite of `cfg.suites` with one checkpoint; writes OUT/<suite>/ and OUT/bench.*,
-    holding OUT (fiagen.outputs.hold_folder) for the whole run.
+    holding OUT (fiagen.core.outputs.hold_folder) for the whole run.
 
     A suite whose dataset cannot be found is an error, or, with `skip_missing_suites` (--suite all),
     a skipped suite with its reason. `inputs`: what `find_inputs` already found for `cfg`.
@@ -46,8 +45,7 @@ def bench(cfg: EvalConfig, inputs: EvalInputs | None = None) -> BenchResult:
     ckpt, listings = inputs.ckpt, inputs.listings
     out = Path(cfg.out) if cfg.out else ckpt.parent / "eval"
     result = BenchResult(out, skipped=dict(inputs.skipped))
-    if cfg.perturb and any(is_pseudo(spec) for spec in listings):
-        raise SourceError("--perturb applies to suites of videos and images; a pseudo: suite is scored raw only")
+    check_perturb(cfg, listings)
     info = checkpoint_info(ckpt)
     with hold_folder(out):
         with ray_session(cfg.address, cfg.concurrency) as concurrency:

@@ -1,6 +1,6 @@
 """Frame scoring: sampled frames -> every face -> evaluation crop -> P(fake).
 
-Faces are found with the face policy of precompute (fiagen.pipeline.faces); per unit, `--face` says
+Faces are found with the face policy of precompute (fiagen.precompute.faces); per unit, `--face` says
 what a frame without a detected face becomes: nothing (detect), the whole image as the face
 (detect-or-whole), or no detection at all, the whole image always (whole).
 
@@ -20,12 +20,12 @@ import cv2
 import numpy as np
 import ray
 
+from fiagen.core.media import IMAGE_SUFFIXES, is_image, sample_indices
 from fiagen.evaluate.perturb import PERTURBATIONS, Perturbation
 from fiagen.generate.crop import eval_crop
 from fiagen.manifests.suites.listing import EvalItem
-from fiagen.media import IMAGE_SUFFIXES, is_image, sample_indices
-from fiagen.pipeline.faces import Detection, FaceLandmarker, PassCounts
-from fiagen.pipeline.video import DecodeError, SampledFrames
+from fiagen.precompute.faces import Detection, FaceLandmarker, PassCounts
+from fiagen.precompute.video import DecodeError, SampledFrames
 
 NO_FACE_SCORE = 0.5
 AGGREGATION = "frame = max over faces; video = mean over frames; no face in any frame = 0.5"

@@ -11,10 +11,10 @@ A scoring folder holds two parquet datasets (folders of part files that pandas r
                                        frames_decoded, frames_shortfall (a video: the frames its stream
                                        delivered, and how many fewer than its container lists when it
                                        ended early; null in parts written before they were recorded)
-A chunk is written frames part first, videos part second, each whole or not at all (fiagen.files); the
+A chunk is written frames part first, videos part second, each whole or not at all (fiagen.core.files); the
 videos part commits the chunk. On open, frames parts without their videos part (a run killed between
 the two writes) are removed, so the videos of that chunk are simply scored again. (Temporaries of a
-killed run go when the next run takes the output folder, fiagen.outputs.hold_folder.)
+killed run go when the next run takes the output folder, fiagen.core.outputs.hold_folder.)
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fiagen.files import atomic_file
+from fiagen.core.files import atomic_file
 
 FRAMES_NAME = "frames.parquet"
 VIDEOS_NAME = "videos.parquet"
@@ -63,10 +63,13 @@ def _read(folder: Path, schema: pa.Schema) -> pd.DataFrame:
 
 
 class ScoreStore:
-    """The chunked score tables of one scoring run (one suite under one condition)."""
+    """The chunked score tables of one scoring run (one suite under one condition); other schemas (their
+    per-unit key column named "video") for other chunked scores, e.g. fiagen.predict's."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, frame_schema: pa.Schema = FRAME_SCHEMA,
+                 video_schema: pa.Schema = VIDEO_SCHEMA) -> None:
         self.folder = Path(folder)
+        self.frame_schema, self.video_schema = frame_schema, video_schema
         self.frames_dir = self.folder / FRAMES_NAME
         self.videos_dir = self.folder / VIDEOS_NAME
         self.frames_dir.mkdir(parents=True, exist_ok=True)
@@ -99,18 +102,18 @@ class ScoreStore:
         if not self._videos:
             return
         name = f"part-{self._next:05d}.parquet"
-        _write(pa.Table.from_pylist(self._frames, schema=FRAME_SCHEMA), self.frames_dir / name)
-        _write(pa.Table.from_pylist(self._videos, schema=VIDEO_SCHEMA), self.videos_dir / name)
+        _write(pa.Table.from_pylist(self._frames, schema=self.frame_schema), self.frames_dir / name)
+        _write(pa.Table.from_pylist(self._videos, schema=self.video_schema), self.videos_dir / name)
         self._next += 1
         self._frames, self._videos = [], []
 
     def frames(self) -> pd.DataFrame:
         """Every committed face row."""
-        return _read(self.frames_dir, FRAME_SCHEMA)
+        return _read(self.frames_dir, self.frame_schema)
 
     def videos(self) -> pd.DataFrame:
         """Every committed video row."""
-        return _read(self.videos_dir, VIDEO_SCHEMA)
+        return _read(self.videos_dir, self.video_schema)
 
 
 def read_scores(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

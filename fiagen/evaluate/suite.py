@@ -4,6 +4,7 @@ at each level), resumed from the scores on disk, then tables, ROC curves, robust
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -11,19 +12,23 @@ from typing import Any
 
 import pandas as pd
 
-from fiagen import __version__, stop
+from fiagen.core import stop
+from fiagen.core.files import DiskFullError, write_text
+from fiagen.core.outputs import claim_output
+from fiagen.core.version import __version__
 from fiagen.evaluate.config import REPORT_NAME, UNLISTED_SHOWN, EvalConfig, EvalMismatch, SuiteResult, table_stamp
 from fiagen.evaluate.dispatch import Condition, run_conditions
 from fiagen.evaluate.perturb import condition_name
 from fiagen.evaluate.plots import robustness_plot, roc_plot
 from fiagen.evaluate.scoring import face_mode
 from fiagen.evaluate.store import FRAMES_NAME, VIDEOS_NAME, ScoreStore
-from fiagen.evaluate.tables import robustness_table, scored, suite_table, summary_row, write_table
-from fiagen.files import DiskFullError, write_text
+from fiagen.evaluate.tables import robustness_table, scored, suite_table, summary_json, write_table
+from fiagen.manifests.roots import SourceError
 from fiagen.manifests.suites import suite_dirname
 from fiagen.manifests.suites.listing import EvalItem, SuiteListing
-from fiagen.outputs import claim_output
-from fiagen.pipeline.faces import PASSES, total_passes
+from fiagen.precompute.faces import PASSES, total_passes
+
+log = logging.getLogger(__name__)
 
 
 def _condition_report(cond: Condition, videos: pd.DataFrame) -> dict[str, Any]:
@@ -119,9 +124,11 @@ def _condition_tables(conditions: list[Condition], cfg: EvalConfig, info: dict[s
         if cond.perturb is None:
             per_frame, per_video = scored(frames, videos)
             curves = per_frame if level == "frame" else per_video
-            roc_plot({m: pd.concat([curves[(curves["label"] == 0) & curves["pool"].isin(set(g["pool"]))], g])
-                      for m, g in curves[curves["label"] == 1].groupby("method", sort=False)},
-                     cond.folder / "roc.png", f"{cond.folder.name}: {level}-level ROC")
+            drawn = roc_plot({m: pd.concat([curves[(curves["label"] == 0) & curves["pool"].isin(set(g["pool"]))], g])
+                              for m, g in curves[curves["label"] == 1].groupby("method", sort=False)},
+                             cond.folder / "roc.png", f"{cond.folder.name}: {level}-level ROC")
+            if drawn is None:
+                log.warning("%s: no ROC curve drawn: no method has both real and fake units scored", spec)
         else:
             write_table(tables[name], {**table_stamp(cfg, info, level, name), **face_stamps[name]},
                         cond.folder / "table", f"{spec} under {name}")
@@ -166,7 +173,7 @@ def _suite_report(spec: str, listing: SuiteListing, cfg: EvalConfig, stamp: dict
         "notes": listing.notes + notes,
         "conditions": results,
         "timings": timing,
-        "summary": summary_row(raw),
+        "summary": summary_json(raw),
     }
 
 
@@ -189,6 +196,7 @@ def evaluate_suite(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dict
         committed = sum(len(c.store.done()) for c in conditions)
         detail = " ".join(filter(None, (err.detail, f"with the scores of {committed} videos committed")))
         raise stop.Stopped(err.signum, detail) from None
+    _refuse_all_failed(spec, conditions[0], {it.video_id for it in items})
     results, tables, face_stamps = _condition_tables(conditions, cfg, info, spec, level,
                                                      {it.video_id for it in items}, modes)
     stamp = {**table_stamp(cfg, info, level, "raw"), **face_stamps["raw"]}
@@ -197,6 +205,17 @@ def evaluate_suite(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dict
     report = _suite_report(spec, listing, cfg, stamp, len(items), dup_notes, results, timing, tables["raw"])
     write_text(folder / REPORT_NAME, json.dumps(report, indent=2, default=str) + "\n")
     return SuiteResult(spec, folder, tables["raw"], stamp, report, robustness)
+
+
+def _refuse_all_failed(spec: str, raw: Condition, ids: set[str]) -> None:
+    """An error (no table, plot or report) when every video of the suite failed to decode: nothing scored."""
+    videos = raw.store.videos()
+    videos = videos[videos["video"].isin(ids)]
+    failed = videos[videos["status"] == "failed"]
+    if len(videos) and len(failed) == len(videos):
+        first = failed.iloc[0]
+        raise SourceError(f"{spec}: nothing scored: all {len(videos)} videos failed (first: {first['video']}: "
+                          f"{first['reason']})")
 
 
 def _stopped_record(folder: Path, spec: str, conditions: list[Condition], reason: str, status: str = "",

@@ -152,3 +152,8 @@ def summary_row(table: pd.DataFrame) -> dict[str, Any]:
     """The `all` row of a suite table, as a dict."""
     row = table[table["method"] == "all"].iloc[0].to_dict()
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in row.items()}
+
+
+def summary_json(table: pd.DataFrame) -> dict[str, Any]:
+    """The `all` row as report.json holds it: a metric that cannot be computed is null, never NaN."""
+    return {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in summary_row(table).items()}

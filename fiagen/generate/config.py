@@ -3,16 +3,18 @@ resolved Recipe that the per-frame code follows."""
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
-from fiagen.ablations import ABLATIONS
-from fiagen.errors import FiagenError
+from fiagen.core.ablations import ABLATIONS
+from fiagen.core.errors import FiagenError
+from fiagen.core.settings import underscored
 from fiagen.generate.augment import AugmentRanges
 from fiagen.generate.crop import TRAIN_MARGINS
-from fiagen.generate.masks import MASK_TYPES
+from fiagen.generate.masks import MACRO_TYPES, MASK_TYPES
 from fiagen.generate.mmr import FULL_PROBS, NO_AE_PROBS, NO_SR_PROBS, ORIGINAL_ONLY, RECONS
 from fiagen.generate.transforms import FIA_COLOUR, FREQ_OPS, SBI_COLOUR, SBI_FREQ_OPS, ColourRanges
 
@@ -34,6 +36,9 @@ class GenerateConfig:
     affine: SBI's spatial step (docs/method.md §2.3b): random affine of the target side and mask, elastic
         deformation of every mask type; on in every recipe but the no_affine ablation.
     elastic_p: probability of the macro masks' elastic deformation.
+    micro_masks_from: the mask warm-up, a fraction of a training run's epochs: before epoch
+        ceil(micro_masks_from x epochs) only the recipe's macro masks (hull81, rect4, hull68) are drawn, from it
+        on the micro ones (eyes, mouth, eyes_mouth) too; 0 (default): all from the start. Validation never warms up.
     train_margins: range of the random per-side crop margins in training (fractions of the face box).
     post_blend: the shared post-blend augmentations in training (never in validation).
     augment: their probabilities and ranges.
@@ -46,6 +51,7 @@ class GenerateConfig:
     transform: bool = True
     affine: bool = True
     elastic_p: float = 1.0
+    micro_masks_from: float = 0.0
     train_margins: tuple[float, float] = TRAIN_MARGINS
     post_blend: bool = True
     augment: AugmentRanges = field(default_factory=AugmentRanges)
@@ -54,7 +60,8 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that decides how a pair is drawn, resolved from ablation + config + train/eval."""
+    """Everything that decides how a pair is drawn, resolved from ablation + config + train/eval; before
+    epoch `micro_from` the masks are `early_masks` (the macro ones), from it `mask_types`."""
 
     mask_types: tuple[tuple[str, float], ...]
     recon_probs: tuple[tuple[str, float], ...]
@@ -68,10 +75,34 @@ class Recipe:
     size: int
     margins: tuple[float, float]
     augment: AugmentRanges | None
+    early_masks: tuple[tuple[str, float], ...] = ()
+    micro_from: int = 0
+
+    def at_epoch(self, epoch: int) -> Recipe:
+        """The recipe that draws the pairs of an epoch (the macro masks alone during the warm-up)."""
+        return replace(self, mask_types=self.early_masks, micro_from=0) if epoch < self.micro_from else self
 
 
-def resolve_recipe(ablation: str, config: GenerateConfig, train: bool, size: int) -> Recipe:
-    """The recipe of an ablation with the config's overrides; GenerateError on a bad setting."""
+def _warmup(masks: tuple[tuple[str, float], ...], fraction: float, epochs: int | None,
+            train: bool) -> tuple[tuple[tuple[str, float], ...], int]:
+    """(early masks, first epoch with every mask) of the mask warm-up (GenerateConfig.micro_masks_from)."""
+    early = tuple((m, w) for m, w in masks if m in MACRO_TYPES)
+    if not train or fraction == 0 or len(early) == len(masks):
+        return (), 0
+    if not 0 <= fraction <= 1:
+        raise GenerateError(f"micro_masks_from {fraction}: expected a fraction of the run's epochs in [0, 1]")
+    if not early:
+        raise GenerateError(f"micro_masks_from {fraction}: the mask types {[m for m, _ in masks]} hold no macro mask "
+                            f"({', '.join(MACRO_TYPES)}) to draw before the micro ones join")
+    if epochs is None:
+        raise GenerateError(f"micro_masks_from {fraction} is a fraction of the training run's epochs: give the run's "
+                            f"epochs (preview and generate: --epochs)")
+    return early, math.ceil(fraction * epochs - 1e-9)
+
+
+def resolve_recipe(ablation: str, config: GenerateConfig, train: bool, size: int, epochs: int | None = None) -> Recipe:
+    """The recipe of an ablation with the config's overrides, for a training run of `epochs` epochs (needed only
+    by the mask warm-up); GenerateError on a bad setting."""
     if ablation not in ABLATIONS:
         raise GenerateError(f"unknown ablation '{ablation}': expected one of {', '.join(ABLATIONS)}")
     if size < 16:
@@ -89,6 +120,7 @@ def resolve_recipe(ablation: str, config: GenerateConfig, train: bool, size: int
         if bad or sum(p for _, p in config.recon_probs) <= 0:
             raise GenerateError(f"bad recon_probs {config.recon_probs}: expected (name, p >= 0) with names in {RECONS}")
         probs = tuple(config.recon_probs)
+    early, micro_from = _warmup(masks, config.micro_masks_from, epochs, train)
     return Recipe(
         mask_types=masks,
         recon_probs=probs,
@@ -102,6 +134,8 @@ def resolve_recipe(ablation: str, config: GenerateConfig, train: bool, size: int
         size=size,
         margins=config.train_margins,
         augment=config.augment if train and config.post_blend else None,
+        early_masks=early,
+        micro_from=micro_from,
     )
 
 
@@ -110,10 +144,12 @@ def resolve_recipe(ablation: str, config: GenerateConfig, train: bool, size: int
 # `augment` and `augment.colour`, as plain YAML data with every default filled in.
 SECTION = "generate"
 NOT_IN_SECTION = ("affine",)
+FRACTIONS = {"micro_masks_from": "fraction of the run's epochs"}  # numbers in [0, 1] whose names do not end in _p
 SECTION_HELP = ("YAML only: the online stage's knobs, a mapping of GenerateConfig's fields (e.g. `generate: "
                 "{t_source_p: 0.3, elastic_p: 0.5, recon_probs: {ae: 0.5, sr: 0.5}}`; see `--dry-run` for every "
-                "key and its default): mask_types, recon_probs, t_source_p, transform, elastic_p, train_margins, "
-                "post_blend, augment (jpeg_p, flip_p, ..., colour), verify.")
+                "key and its default): mask_types, recon_probs, t_source_p, transform, elastic_p, micro_masks_from "
+                "(mask warm-up: the fraction of the epochs with macro masks only), train_margins, post_blend, "
+                "augment (jpeg_p, flip_p, ..., colour), verify.")
 
 
 def _plain(value: Any) -> Any:
@@ -167,9 +203,9 @@ def _checked(name: str, hint: Any, value: Any, where: str) -> Any:
             raise GenerateError(f"{where}: expected 0 <= LOW <= HIGH, got {value!r}")
         return [low, high]
     number = _number(value, where, hint if hint in (int, float) else float)
-    if number < 0 or (name.endswith("_p") and number > 1):
-        raise GenerateError(f"{where}: expected a {'probability in [0, 1]' if name.endswith('_p') else 'number >= 0'}, "
-                            f"got {value!r}")
+    unit = FRACTIONS.get(name, "probability" if name.endswith("_p") else None)
+    if number < 0 or (unit and number > 1):
+        raise GenerateError(f"{where}: expected a {f'{unit} in [0, 1]' if unit else 'number >= 0'}, got {value!r}")
     return number
 
 
@@ -178,7 +214,7 @@ def _section(default: Any, given: Any, where: str, skip: tuple[str, ...] = ()) -
     if not isinstance(given, Mapping):
         raise GenerateError(f"{where}: expected a mapping of key: value, got {given!r}")
     names = [f.name for f in fields(default) if f.name not in skip]
-    given = {str(k).replace("-", "_"): v for k, v in given.items()}
+    given = underscored(given)
     unknown = [k for k in given if k not in names]
     if unknown and unknown[0] in skip:
         raise GenerateError(f"{where}: {unknown[0]!r} is the stage's own key ({unknown[0]}: ... beside {where}:), "

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from fiagen.pipeline.faces import expand_box
+from fiagen.precompute.faces import expand_box
 
 # Evaluation crops add 12.5% of the face box on every side (training draws random margins).
 EVAL_MARGIN = 0.125

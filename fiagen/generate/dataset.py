@@ -10,8 +10,12 @@ is the same bytes in any process and with any number of DataLoader workers. set_
 draws; with `persistent_workers=True` the workers keep the epoch they were started with, so either
 call set_epoch before each epoch's iterator is made without persistent workers (the default), or
 read the dataset through `fiagen.generate.loader.AtEpoch`, whose (epoch, index) keys carry the
-epoch to every worker (the trainer does). Validation (train=False) uses the 12.5% evaluation crop,
-no shared augmentations, and epoch 0 always. HDF5 files are opened lazily per process; use `worker_init` as the
+epoch to every worker (the trainer does). With the mask warm-up (`generate.micro_masks_from`), `epochs`
+is the run's length, and the epochs before its switch draw the macro masks only (Recipe.at_epoch); a pair
+after the switch is the one the same recipe without warm-up draws. Validation (train=False) uses the 12.5%
+evaluation crop, no shared augmentations, all the recipe's masks, and epoch 0 always. HDF5 files are opened
+lazily per process, at most MAX_OPEN_SHARDS at once (the least recently read is closed, and reopened when
+read again), so a process's open files do not grow with the number of shards; use `worker_init` as the
 DataLoader's worker_init_fn to keep each worker on one thread.
 
 "real" is the untouched (outside) side of the blend: where the mask is 0 it equals the fake before
@@ -39,8 +43,8 @@ from fiagen.generate.draws import sample_streams
 from fiagen.generate.masks import FaceParts
 from fiagen.generate.pair import Frame, Pair, Timer, make_pair, untimed
 from fiagen.manifests.manifest import read_manifest
-from fiagen.pipeline.landmarks import LEFT_EYE_MESH, MOUTH_MESH, RIGHT_EYE_MESH
-from fiagen.pipeline.shards import ShardError, ShardReader, row_key
+from fiagen.precompute.landmarks import LEFT_EYE_MESH, MOUTH_MESH, RIGHT_EYE_MESH
+from fiagen.precompute.shards import ShardError, ShardReader, row_key
 
 __all__ = ["ABLATIONS", "FIAUSADataset", "GenerateConfig", "GenerateError", "worker_init"]
 
@@ -54,7 +58,7 @@ def worker_init(worker_id: int = 0) -> None:
     """DataLoader worker_init_fn: one thread for torch and OpenCV, and (glibc only) freed buffers kept
     for reuse; otherwise each pair's few-MB outputs come from fresh pages, ~1000 page faults per pair
     at 380 px, about a fifth of its time. SIGINT and SIGTERM are ignored: a Ctrl-C or a scheduler's
-    signal to the process group stops the run at its next step (fiagen.stop), which then ends the workers."""
+    signal to the process group stops the run at its next step (fiagen.core.stop), which then ends the workers."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     torch.set_num_threads(1)
@@ -68,6 +72,7 @@ def worker_init(worker_id: int = 0) -> None:
 
 
 REGION_MESH = LEFT_EYE_MESH + RIGHT_EYE_MESH + MOUTH_MESH
+MAX_OPEN_SHARDS = 64  # shard files one process keeps open (a reopen costs about 1-2 ms)
 
 
 def _read_image(reader: ShardReader, row: int, kind: str) -> np.ndarray:
@@ -120,7 +125,7 @@ class FIAUSADataset(Dataset):
     """FIA-USA (real, fake, mask) triplets of one split; see the module docstring."""
 
     def __init__(self, out_dir: str | Path, split: str = "train", size: int = 380, seed: int = 0, train: bool = True,
-                 ablation: str = "full", config: GenerateConfig | None = None) -> None:
+                 ablation: str = "full", config: GenerateConfig | None = None, epochs: int | None = None) -> None:
         self.out = Path(out_dir)
         self.split = split
         self.size = int(size)
@@ -130,7 +135,10 @@ class FIAUSADataset(Dataset):
         self.config = config or GenerateConfig()
         if self.seed < 0:
             raise GenerateError(f"seed must be >= 0, got {seed}")
-        self.recipe: Recipe = resolve_recipe(ablation, self.config, self.train, self.size)
+        self.recipe: Recipe = resolve_recipe(ablation, self.config, self.train, self.size, epochs)
+        if epochs is not None and self.recipe.micro_from >= epochs:
+            warnings.warn(f"generate.micro_masks_from {self.config.micro_masks_from} of {epochs} epochs: the micro "
+                          f"masks are never drawn in training", stacklevel=2)
         manifest = read_manifest(self.out)
         rows = manifest[manifest["split"] == split].reset_index(drop=True)
         if rows.empty:
@@ -141,6 +149,7 @@ class FIAUSADataset(Dataset):
         names = list(self._readers)
         self._shard = rows["shard"].map({rel: i for i, rel in enumerate(names)}).to_numpy(np.int32)
         self._shard_names = names
+        self._recent: dict[int, None] = {}  # the shards read in this process, least recently used first
         self._row = rows["row"].to_numpy(np.int64)
         self._face_box = np.stack(rows["face_box"].to_numpy()).astype(np.float32)
         self._video = rows["video_id"].to_numpy().astype(str)
@@ -167,9 +176,20 @@ class FIAUSADataset(Dataset):
     def __len__(self) -> int:
         return len(self._row)
 
+    def _reader(self, shard: int) -> ShardReader:
+        """A shard's reader, now the most recently used; beyond MAX_OPEN_SHARDS open in this process, the
+        least recently used is closed (a reader reopens its file when read again)."""
+        self._recent.pop(shard, None)
+        self._recent[shard] = None
+        if len(self._recent) > MAX_OPEN_SHARDS:
+            oldest = next(iter(self._recent))
+            del self._recent[oldest]
+            self._readers[self._shard_names[oldest]].close()
+        return self._readers[self._shard_names[shard]]
+
     def frame(self, index: int) -> Frame:
         """The stored frame of item `index`, read from its shard."""
-        reader = self._readers[self._shard_names[self._shard[index]]]
+        reader = self._reader(int(self._shard[index]))
         row = int(self._row[index])
         regions = self._regions[index]
         left, right = len(LEFT_EYE_MESH), len(LEFT_EYE_MESH) + len(RIGHT_EYE_MESH)
@@ -185,7 +205,7 @@ class FIAUSADataset(Dataset):
         epoch = (self.epoch if epoch is None else epoch) if self.train else 0
         with timed("read"):
             frame = self.frame(index)
-        return make_pair(frame, self.recipe, sample_streams(self.seed, index, epoch), timed)
+        return make_pair(frame, self.recipe.at_epoch(epoch), sample_streams(self.seed, index, epoch), timed)
 
     def item(self, index: int, timed: Timer = untimed) -> dict[str, Any]:
         """ds[index], with an optional per-step timer."""

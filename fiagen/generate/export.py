@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import Dataset
 
+from fiagen.core.progress import stage_progress
 from fiagen.generate.config import GenerateConfig, GenerateError
 from fiagen.generate.dataset import FIAUSADataset
 from fiagen.generate.loader import pair_loader
-from fiagen.progress import stage_progress
 
 FORMATS = ("png", "deepfakebench")
 DATASET_NAME = "FIA-USA"
@@ -84,15 +84,17 @@ class _Writer(Dataset):
 
 def export_pairs(shards: Path, dest: Path, n: int, fmt: str = "png", split: str = "train", seed: int = 0,
                  size: int = 380, ablation: str = "full", augment: bool = False, loader_workers: int = 0,
-                 quiet: bool = False, config: GenerateConfig | None = None) -> ExportReport:
+                 quiet: bool = False, config: GenerateConfig | None = None, epochs: int | None = None) -> ExportReport:
     """Write n pairs of a split (training draws; the shared post-blend augmentations only with
-    augment=True) in a layout of FORMATS; return what was written."""
+    augment=True) in a layout of FORMATS; return what was written. `epochs`: the training run's length, for
+    the mask warm-up."""
     if fmt not in FORMATS:
         raise GenerateError(f"unknown export format '{fmt}': expected one of {', '.join(FORMATS)}")
     if n < 1:
         raise GenerateError("export needs n >= 1")
     config = replace(config or GenerateConfig(), post_blend=augment)
-    ds = FIAUSADataset(shards, split=split, size=size, seed=seed, train=True, ablation=ablation, config=config)
+    ds = FIAUSADataset(shards, split=split, size=size, seed=seed, train=True, ablation=ablation, config=config,
+                       epochs=epochs)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     loader = pair_loader(_Writer(ds, dest, fmt, n), None, num_workers=loader_workers)

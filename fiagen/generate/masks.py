@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fiagen.pipeline.landmarks import LEFT_EYE_MESH, MOUTH_MESH, RIGHT_EYE_MESH, region_points
+from fiagen.precompute.landmarks import LEFT_EYE_MESH, MOUTH_MESH, RIGHT_EYE_MESH, region_points
 
 MASK_TYPES = ("hull81", "rect4", "eyes", "mouth", "eyes_mouth")
 MACRO_TYPES = ("hull81", "rect4", "hull68")  # hull68 (dlib points only) is SBI's variant, used by the sbi ablation

@@ -1,17 +1,19 @@
 """The settings of `fiagen preview` (a grid of pairs) and `fiagen generate` (pairs written to disk), as
-fiagen.settings reads them: options, YAML keys, --config and --dry-run."""
+fiagen.core.settings reads them: options, YAML keys, --config and --dry-run."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from fiagen.ablations import ABLATIONS
+from fiagen.core.ablations import ABLATIONS
+from fiagen.core.settings import ConfigError, seed_setting, setting
 from fiagen.generate.config import SECTION_HELP, GenerateError, generate_settings
-from fiagen.settings import ConfigError, seed_setting, setting
 
 AFFINE_HELP = ("SBI's spatial step (random affine of the blended-in side and mask, elastic deformation of every "
                "mask type); on in every recipe (docs/method.md §2.3b).")
+EPOCHS_HELP = ("The training run's epochs, needed only with generate.micro_masks_from (the mask warm-up): epochs "
+               "before its switch draw the macro masks only, as in training.")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class PreviewConfig:
     split: str = setting("train", "Split whose frames are shown.")
     seed: int = seed_setting("the pairs drawn (pair = f(seed, index, epoch))")
     epoch: int = setting(0, "Epoch of the draws.", min=0)
+    epochs: int | None = setting(None, EPOCHS_HELP, min=1)
     size: int = setting(380, "Side of the generated pairs (px).", min=16)
     tile: int = setting(192, "Side of each image in the grid (px).", min=32)
     columns: int = setting(4, "Pairs per grid row.", min=1)
@@ -50,6 +53,7 @@ class ExportConfig:
                                  "FIA-USA-real/-fake). Both write pairs.csv.", choices=("png", "deepfakebench"))
     split: str = setting("train", "Split whose frames are used.")
     seed: int = seed_setting("the pairs drawn (pair = f(seed, index, epoch))")
+    epochs: int | None = setting(None, EPOCHS_HELP, min=1)
     size: int = setting(380, "Side of the written images (px).", min=16)
     ablation: str = setting("full", "Pseudo-fake recipe (Table 6a).", choices=ABLATIONS)
     affine: bool = setting(True, AFFINE_HELP)

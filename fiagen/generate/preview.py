@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import torch
 
+from fiagen.core.media import sample_indices
 from fiagen.generate.config import GenerateConfig, GenerateError
 from fiagen.generate.dataset import FIAUSADataset
-from fiagen.media import sample_indices
 
 LABEL_H = 18
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -45,11 +45,13 @@ def triplet(item: dict, tile: int) -> np.ndarray:
 
 def preview_grid(shards: Path, out: Path, n: int = 16, split: str = "train", seed: int = 0, epoch: int = 0,
                  size: int = 380, tile: int = 192, columns: int = 4, train: bool = True, ablation: str = "full",
-                 config: GenerateConfig | None = None) -> Path:
-    """Write a PNG grid of n pairs spread over the split (columns triplets per row); return its path."""
+                 config: GenerateConfig | None = None, epochs: int | None = None) -> Path:
+    """Write a PNG grid of n pairs spread over the split (columns triplets per row); return its path. `epochs`:
+    the training run's length, for the mask warm-up."""
     if n < 1:
         raise GenerateError("preview needs n >= 1")
-    ds = FIAUSADataset(shards, split=split, size=size, seed=seed, train=train, ablation=ablation, config=config)
+    ds = FIAUSADataset(shards, split=split, size=size, seed=seed, train=train, ablation=ablation, config=config,
+                       epochs=epochs)
     ds.set_epoch(epoch)
     cells = [triplet(ds[i], tile) for i in sample_indices(len(ds), n).tolist()]
     blank = np.full_like(cells[0], 255)

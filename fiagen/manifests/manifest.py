@@ -1,5 +1,5 @@
 """The frame manifest (`out/manifest.parquet`) and the run report (`out/run.json`) of precompute (the
-manifest is written from the shards by fiagen.pipeline.index).
+manifest is written from the shards by fiagen.precompute.index).
 
 Manifest columns, one row per stored frame:
     shard (path relative to the output folder), row (index in the shard), split, video_id,
@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from fiagen.errors import ShardError
-from fiagen.files import write_text
+from fiagen.core.errors import ShardError
+from fiagen.core.files import write_text
 
 MANIFEST_NAME = "manifest.parquet"
 RUN_NAME = "run.json"
@@ -27,11 +27,31 @@ MANIFEST_COLUMNS = (
 )
 
 
+def not_precomputed(out: Path, lacks: str) -> str:
+    """The line for a folder given as a precompute output that is not one; the advice never writes into it
+    (it may be a dataset: precompute reads a dataset and writes into a new folder)."""
+    dataset = any((out / marker).exists() for marker in ("original_sequences", "manipulated_sequences"))
+    kind = "a dataset folder, not a precompute output" if dataset else "not a precompute output"
+    return (f"{out} has no {lacks}: it is {kind}; make one with `fiagen precompute --src ... --out NEW_FOLDER` "
+            f"(a new folder, never the dataset's) and pass NEW_FOLDER")
+
+
+def check_precompute_output(out: str | Path | None, what: str = "--shards") -> Path:
+    """`out` if it is a precompute output (its manifest is there): one error line otherwise, before any work."""
+    path = Path(out or "")
+    if not path.is_dir():
+        raise ShardError(f"{path} has no {MANIFEST_NAME} ({'a file' if path.exists() else 'no such folder'}): {what} "
+                         f"takes the --out folder of a finished `fiagen precompute`")
+    if not (path / MANIFEST_NAME).is_file():
+        raise ShardError(not_precomputed(path, MANIFEST_NAME))
+    return path
+
+
 def read_manifest(out: Path) -> pd.DataFrame:
     """The manifest of a precompute output folder; ShardError with one line when there is none."""
     path = Path(out) / MANIFEST_NAME
     if not path.exists():
-        raise ShardError(f"{out} has no {MANIFEST_NAME}: run `fiagen precompute --out {out}` first")
+        raise ShardError(not_precomputed(Path(out), MANIFEST_NAME))
     return pd.read_parquet(path)
 
 
@@ -42,5 +62,5 @@ def write_run_report(out: Path, report: dict[str, Any]) -> None:
 def read_run_report(out: Path) -> dict[str, Any]:
     path = Path(out) / RUN_NAME
     if not path.exists():
-        raise ShardError(f"{out} has no {RUN_NAME}: run `fiagen precompute --out {out}` first")
+        raise ShardError(not_precomputed(Path(out), RUN_NAME))
     return json.loads(path.read_text())

@@ -1,5 +1,5 @@
 """`pseudo:OUT[:ABLATION][:SPLIT]` suites: the val (or test) frames of a precompute output and their
-FIA-USA pseudo-fakes of one recipe (an ablation of fiagen.ablations.ABLATIONS, default full).
+FIA-USA pseudo-fakes of one recipe (an ablation of fiagen.core.ablations.ABLATIONS, default full).
 
 The frames are already aligned face crops, so the evaluation scores them directly (see
 fiagen.evaluate.pseudo): no decoding, no face detection. The listing holds one item per frame of the
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fiagen.ablations import ABLATIONS
+from fiagen.core.ablations import ABLATIONS
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.suites.listing import EvalItem, SuiteListing
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from fiagen.core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fiagen.manifests.roots import SourceError, dataset_root
-from fiagen.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 SPLITS = ("train", "val", "test")
 FFPP_VIDEO_DIR = "original_sequences/youtube/c23/videos"

@@ -6,10 +6,12 @@ Layout (format "fiagen.detector", version 2):
     fpn         {"channels": int or None, "selection": kept channels per level or None, "state": FPN state dict}
     affs        AFFS selection with every channel's score, or None
     config      the resolved TrainConfig as a dict, or None
+    card        the model card (fiagen.train.card); absent in files written before cards, whose card is then
+                built from info and config (`card_of`)
     training    optimizer, scheduler, RNG states and counters for an exact resume (last.pt only), or None
     digest      sha256 over all of the above (`payload_digest`), checked on every read: a file changed
                 after it was written is one error line, never silently loaded
-Files are written whole or not at all (fiagen.files), so a killed run or a full disk never leaves half a
+Files are written whole or not at all (fiagen.core.files), so a killed run or a full disk never leaves half a
 checkpoint.
 """
 
@@ -23,9 +25,10 @@ from typing import Any
 
 import torch
 
-from fiagen import __version__
-from fiagen.errors import FiagenError, message_line
-from fiagen.files import load_plain, sha256_file, write_bytes
+from fiagen.core.errors import FiagenError, message_line
+from fiagen.core.files import load_plain, sha256_file, write_bytes
+from fiagen.core.version import __version__
+from fiagen.train.card import card_of, make_card
 from fiagen.train.model import Detector, TrainNet, build_detector
 
 FORMAT = "fiagen.detector"
@@ -76,8 +79,10 @@ def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(path: str | Path, model: Detector | TrainNet, *, epoch: int = 0, step: int = 0,
                     val_auc: float | None = None, train_data: str = "none", affs: dict[str, Any] | None = None,
-                    config: dict[str, Any] | None = None, training: dict[str, Any] | None = None) -> Path:
-    """Write `model` (a Detector, or a TrainNet with its AFFS selection and FPN) to `path` atomically."""
+                    config: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
+                    facts: dict[str, Any] | None = None, threshold: dict[str, Any] | None = None) -> Path:
+    """Write `model` (a Detector, or a TrainNet with its AFFS selection and FPN) to `path` atomically, with
+    its model card (`facts`: the training data's `data_facts`; `threshold`: the validation's `choose_threshold`)."""
     net = model.module if hasattr(model, "module") else model  # a DDP wrapper
     detector = net.detector if isinstance(net, TrainNet) else net
     fpn = {"channels": None, "selection": None, "state": {}}
@@ -99,6 +104,8 @@ def save_checkpoint(path: str | Path, model: Detector | TrainNet, *, epoch: int 
         "config": config,
         "training": training,
     }
+    payload["card"] = make_card(payload["info"], config, detector.mean.reshape(-1).tolist(),
+                                detector.std.reshape(-1).tolist(), facts, threshold)
     payload["digest"] = payload_digest(payload)
     buffer = io.BytesIO()  # serialised in memory: a full disk is then a plain ENOSPC of the atomic write
     torch.save(payload, buffer)
@@ -138,6 +145,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
+    with open(p, "rb") as fh:
+        if fh.read(4) != ZIP_MAGIC:  # a raw pickle, a config file, ...: never unpickled
+            raise CheckpointError(f"{p} is not a fiagen checkpoint (not torch's zip format; fiagen train writes "
+                                  f"RUN/best.pt and RUN/last.pt)")
     damage = zip_damage(p)
     if damage is not None:
         raise CheckpointDamaged(f"{p} is damaged: {damage}; the file changed after it was written, or was not "
@@ -145,8 +156,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = load_plain(p)
     except Exception as err:  # noqa: BLE001 - a damaged file: RuntimeError, KeyError, struct.error, ...
-        kind = "" if p.read_bytes()[:4] == ZIP_MAGIC else " (not torch's zip format: a raw pickle or an old torch file)"
-        raise CheckpointError(f"cannot read checkpoint {p}{kind}: {message_line(err)}") from None
+        raise CheckpointError(f"cannot read checkpoint {p}: {message_line(err)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a fiagen detector checkpoint")
     if data.get("version") != VERSION:
@@ -212,10 +222,11 @@ def train_net_from(data: dict[str, Any]) -> TrainNet:
 
 
 def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple[Detector, dict[str, Any]]:
-    """(Detector in eval mode on `device`, info) from a checkpoint; model(x in [0,1]) -> logits (B,).
+    """(Detector in eval mode on `device`, info with its model card as "card") from a checkpoint;
+    model(x in [0,1]) -> logits (B,).
 
     The detector is in channels_last memory format (about 2x faster EfficientNet inference on CPU; the
     weights and scores are the same up to float rounding)."""
     data = read_checkpoint(path)
     detector = detector_from(data).to(device, memory_format=torch.channels_last).eval()
-    return detector, {**data["info"], "path": str(path)}
+    return detector, {**data["info"], "path": str(path), "card": card_of(data)}

@@ -1,5 +1,5 @@
 """Every setting of `fiagen train` in one dataclass: defaults, YAML files, command-line overrides (the
-options and YAML keys come from the dataclass through fiagen.settings, as for every stage).
+options and YAML keys come from the dataclass through fiagen.core.settings, as for every stage).
 
 Precedence, lowest first: the defaults below, the run folder's saved `config.yaml` (only with
 `--resume`), the `--config` YAML file, then options given on the command line. `resolve_config`
@@ -13,10 +13,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from fiagen.ablations import ABLATIONS
-from fiagen.files import write_text
+from fiagen.core.ablations import ABLATIONS
+from fiagen.core.files import write_text
+from fiagen.core.settings import ConfigError, coerce, plain, read_yaml, seed_setting, setting, to_yaml
 from fiagen.generate.config import SECTION_HELP, GenerateError, generate_settings
-from fiagen.settings import ConfigError, coerce, plain, read_yaml, seed_setting, setting, to_yaml
 
 CONFIG_NAME = "config.yaml"
 RESOLVED_KEY = "resolved"  # what the settings resolve to (written, never read back)
@@ -138,7 +138,7 @@ def resolve_config(cli: Mapping[str, Any], config_file: str | None = None) -> Tr
         run = values.get("run") or (default_run(shards, backbone) if shards else None)
         saved = Path(run) / CONFIG_NAME if run else None
         if saved is not None and not saved.is_file() and saved.parent.is_dir():
-            from fiagen.outputs import preflight_output
+            from fiagen.core.outputs import preflight_output
 
             preflight_output(saved.parent, "--run")  # a run starting there has not written it yet: say so
         if saved is None or not saved.is_file():
@@ -156,7 +156,7 @@ def check_run_folder(cfg: TrainConfig, lock: bool = False) -> Path:
     read-only), with `lock` not held by another run (checked first, so a second --resume names the run
     holding it); --resume needs its last.pt, a new run must not overwrite one. (Cheap, so the CLI checks
     it before torch loads.)"""
-    from fiagen.outputs import preflight_output
+    from fiagen.core.outputs import preflight_output
 
     run = preflight_output(Path(cfg.run), "--run", lock)
     last = run / "last.pt"
@@ -169,13 +169,19 @@ def check_run_folder(cfg: TrainConfig, lock: bool = False) -> Path:
 
 
 def check_shards(cfg: TrainConfig) -> Path:
-    """--shards, unless it is not a folder at all: one error line before torch loads. (What a folder
-    holds is read with the datasets, before anything is written in the run folder.)"""
-    shards = Path(cfg.shards)
-    if not shards.is_dir():
-        raise ConfigError(f"{shards} has no manifest.parquet ({'a file' if shards.exists() else 'no such folder'}): "
-                          f"--shards is the output folder of `fiagen precompute`")
-    return shards
+    """--shards, a precompute output (its manifest.parquet is there): one error line before torch loads
+    and before anything is written. (What the folder holds is read with the datasets.)"""
+    from fiagen.manifests.manifest import check_precompute_output
+
+    return check_precompute_output(cfg.shards)
+
+
+def check_train(cfg: TrainConfig, lock: bool = False, shards_made: bool = False) -> None:
+    """Everything train (and its --dry-run) checks before any work: the run folder, the shards (unless an
+    earlier stage of the same pipeline makes them: `shards_made`)."""
+    check_run_folder(cfg, lock=lock)
+    if not shards_made:
+        check_shards(cfg)
 
 
 def config_yaml(cfg: TrainConfig) -> str:

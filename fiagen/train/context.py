@@ -1,5 +1,5 @@
 """Where a training process runs: its rank among data-parallel workers, its device, mixed precision, and
-the agreement of all workers on whether a loss is finite."""
+the agreement of all workers on whether a loss is finite and on whether to stop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from fiagen.errors import FiagenError
+from fiagen.core import stop
+from fiagen.core.errors import FiagenError
 from fiagen.train.config import TrainConfig
 
 
@@ -53,3 +54,14 @@ def all_finite(value: torch.Tensor, ctx: Context) -> bool:
     if ctx.world > 1:
         dist.all_reduce(ok, op=dist.ReduceOp.MIN)
     return bool(ok.item() > 0)
+
+
+def stop_signal(ctx: Context) -> int | None:
+    """The signal that stops training at this step (fiagen.core.stop.requested on any worker: all stop at the
+    same step, or DDP would hang); every worker calls it at the same points."""
+    signum = stop.requested()
+    if ctx.world == 1:
+        return signum
+    flag = torch.tensor([signum or 0], device=ctx.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item()) or None

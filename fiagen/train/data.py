@@ -21,7 +21,7 @@ def run_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     """The FIA-USA train and val datasets over `cfg.shards`; one error line when either is too small."""
     recipe = dict(size=cfg.size, seed=cfg.seed, ablation=cfg.ablation,
                   config=generate_config(cfg.generate, affine=cfg.affine))
-    train = FIAUSADataset(cfg.shards, split="train", train=True, **recipe)
+    train = FIAUSADataset(cfg.shards, split="train", train=True, epochs=cfg.epochs, **recipe)
     val = FIAUSADataset(cfg.shards, split="val", train=False, **recipe)
     if len(train) < cfg.batch_size:
         raise TrainingError(f"{cfg.shards}: the train split has {len(train)} frames, fewer than one batch "

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fiagen import stop
-from fiagen.outputs import hold_folder
+from fiagen.core import stop
+from fiagen.core.outputs import hold_folder
 from fiagen.train.config import TrainConfig, check_run_folder
 from fiagen.train.context import Context, resolve_device
 from fiagen.train.loop import TrainResult, run_training

@@ -6,7 +6,7 @@ Randomness: pseudo-fakes come from (seed, epoch, index) in the dataset, the batc
 path) is reseeded from (seed, step, rank) before every step, so a resumed run repeats the
 uninterrupted one exactly without storing generator states.
 
-SIGTERM/SIGINT (fiagen.stop): the run ends the step it is in, saves last.pt at that step (the epoch's
+SIGTERM/SIGINT (fiagen.core.stop): the run ends the step it is in, saves last.pt at that step (the epoch's
 loss sums too, so a resume logs the same averages), writes RUN/run.json `stopped (signal)` and stops; at
 the last step of an epoch it first validates and saves as at every epoch end. A run that ends writes
 RUN/run.json `complete`.
@@ -28,20 +28,22 @@ from pytorch_optimizer import SAM
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from fiagen import stop
-from fiagen.files import DiskFullError, write_text
+from fiagen.core import stop
+from fiagen.core.files import DiskFullError, write_text
+from fiagen.core.progress import stage_progress
 from fiagen.generate.loader import EpochSampler
-from fiagen.progress import stage_progress
 from fiagen.train.breakdown import dataset_groups
+from fiagen.train.card import card_threshold, choose_threshold, data_facts
 from fiagen.train.checkpoint import full_disk_advice, read_resume_checkpoint, save_checkpoint, train_net_from
 from fiagen.train.config import CONFIG_NAME, TrainConfig, check_run_folder, write_config
-from fiagen.train.context import Context, TrainingError
+from fiagen.train.context import Context, TrainingError, stop_signal
 from fiagen.train.data import make_train_loader, run_datasets, train_data_text, val_loader
 from fiagen.train.model import TrainNet
+from fiagen.train.resume import check_resume, lr_factor
 from fiagen.train.runlog import RunLog
 from fiagen.train.start import new_train_net
 from fiagen.train.step import sam_step
-from fiagen.train.validate import validate
+from fiagen.train.validate import validation
 
 
 @dataclass
@@ -86,6 +88,8 @@ class _Run:
     affs: dict[str, Any] | None
     train_data: str
     log: RunLog | None
+    facts: dict[str, Any]  # the training data, for the model card (fiagen.train.card)
+    threshold: dict[str, Any] | None = None  # chosen on the latest validation's scores
 
     def checkpoint(self, path: Path, epoch: int, val_auc: float | None, training: bool) -> None:
         """Save the net (and, `training`, what a resume needs); a full disk is one line with advice."""
@@ -97,7 +101,8 @@ class _Run:
                  "epoch_counted": s.counted} if training else None
         try:
             save_checkpoint(path, self.net, epoch=epoch, step=s.step, val_auc=val_auc, train_data=self.train_data,
-                            affs=self.affs, config=self.cfg.to_dict(), training=state)
+                            affs=self.affs, config=self.cfg.to_dict(), training=state, facts=self.facts,
+                            threshold=self.threshold)
         except DiskFullError as err:
             raise err.noted(f"training stopped at step {s.step}; {full_disk_advice(self.folder)}") from None
 
@@ -110,40 +115,13 @@ def _prepare_run(cfg: TrainConfig, ctx: Context) -> Path:
     return run
 
 
-RESUME_KEYS = ("backbone", "size", "batch_size", "seed", "ablation", "affine", "generate", "lambdas", "affs",
-               "fpn_channels")
-
-
-def _changes(key: str, old: Any, new: Any) -> list[str]:
-    """`key old -> new` for a changed setting; for a mapping (`generate`), one item per changed key in it."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [c for k in {**old, **new} for c in _changes(f"{key}.{k}", old.get(k), new.get(k))]
-    return [f"{key} {old!r} -> {new!r}"] if old != new else []
-
-
-def _check_resume(cfg: TrainConfig, saved: dict[str, Any]) -> None:
-    """A resumed run must keep the settings that define its model and its sequence of batches."""
-    now = cfg.to_dict()
-    changed = [c for k in RESUME_KEYS if k in saved for c in _changes(k, saved[k], now[k])]
-    if changed:
-        raise TrainingError(f"--resume with other settings than {cfg.run}/last.pt: {', '.join(changed)}")
-
-
-def _lr_factor(step: int, total: int, decay_from: float) -> float:
-    """Constant, then linear decay to 0 over the last (1 - decay_from) of the steps."""
-    start = int(total * decay_from)
-    if step < start or total <= start:
-        return 1.0
-    return max(0.0, (total - step) / (total - start))
-
-
 def _setup(cfg: TrainConfig, ctx: Context, folder: Path, loader: DataLoader, sampler: EpochSampler,
            injected: Dataset | None) -> _Run:
     """The net (new, or from last.pt with --resume), its optimizer and schedule, the restored counters
     and the log of a run."""
     saved = read_resume_checkpoint(folder) if cfg.resume else None
     if saved is not None:
-        _check_resume(cfg, saved["config"] or {})
+        check_resume(cfg, saved["config"] or {})
         net, affs = train_net_from(saved), saved["affs"]
     else:
         net, selection = new_train_net(cfg, loader, sampler, ctx, folder)
@@ -161,7 +139,7 @@ def _setup(cfg: TrainConfig, ctx: Context, folder: Path, loader: DataLoader, sam
         raise TrainingError(f"each of the {ctx.world} workers gets {len(sampler)} training frames, fewer than "
                             f"one batch of {cfg.batch_size}")
     total = steps_per_epoch * cfg.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total, cfg.decay_from))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, cfg.decay_from))
     state = RunState()
     if saved is not None:
         training = saved["training"]
@@ -170,7 +148,8 @@ def _setup(cfg: TrainConfig, ctx: Context, folder: Path, loader: DataLoader, sam
         state = RunState(training["step"], training["best_auc"], training["nonfinite"])
     log = RunLog(folder, resume_step=state.step if saved is not None else None) if ctx.main else None
     return _Run(cfg, ctx, folder, net, model, optimizer, scheduler, steps_per_epoch, state, saved, affs,
-                train_data_text(cfg, injected), log)
+                train_data_text(cfg, injected), log, {} if injected is not None else data_facts(cfg.shards),
+                card_threshold(saved.get("card") or {}) if saved is not None else None)
 
 
 def train_one_epoch(r: _Run, loader: DataLoader, sampler: EpochSampler, epoch: int,
@@ -222,10 +201,10 @@ def train_one_epoch(r: _Run, loader: DataLoader, sampler: EpochSampler, epoch: i
         saved = bool(cfg.save_every and state.step % cfg.save_every == 0 and not at_epoch_end)
         if saved and ctx.main:
             r.checkpoint(r.folder / "last.pt", epoch, None, training=True)
-        if stop.requested() is not None and not at_epoch_end:  # a signal: last.pt at this step, then stop
+        if (signum := stop_signal(ctx)) is not None and not at_epoch_end:  # last.pt at this step, then stop
             if ctx.main and not saved:
                 r.checkpoint(r.folder / "last.pt", epoch, None, training=True)
-            _stopped(r, epoch)
+            _stopped(r, epoch, signum)
         tick = time.perf_counter()
     return wait_total, time.perf_counter() - epoch_start
 
@@ -241,9 +220,8 @@ def _record(r: _Run, status: str, epoch: int, **extra: Any) -> None:
         write_text(r.folder / RUN_RECORD, json.dumps(record, indent=2) + "\n")
 
 
-def _stopped(r: _Run, epoch: int) -> None:
+def _stopped(r: _Run, epoch: int, signum: int) -> None:
     """After a signal, at a step boundary whose state RUN/last.pt holds: record it and raise Stopped."""
-    signum = stop.requested()
     _record(r, stop.STATUS, epoch, signal=signal.Signals(signum).name)
     raise stop.Stopped(signum, f"after step {r.state.step}", ("--resume",), "train")  # last.pt holds this step
 
@@ -255,7 +233,9 @@ def _end_epoch(r: _Run, epoch: int, loader: DataLoader, groups: list[str] | None
     cfg, ctx, state = r.cfg, r.ctx, r.state
     val_auc = val_loss = None
     if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
-        val_auc, val_loss, per_group = validate(r.net.detector, loader, cfg, ctx, groups)
+        v = validation(r.net.detector, loader, cfg, ctx, groups)
+        val_auc, val_loss, per_group = v.auc, v.loss, v.per_group
+        r.threshold = choose_threshold(torch.sigmoid(v.logits.double()).numpy(), v.labels.numpy(), epoch + 1)
         if r.log and per_group is not None:
             r.log.breakdown({"epoch": epoch + 1, "step": state.step, **per_group})
         if ctx.main and (state.best_auc is None or val_auc > state.best_auc):
@@ -296,8 +276,8 @@ def run_training(cfg: TrainConfig, ctx: Context, data: tuple[Dataset, Dataset] |
                 wait_total, seconds = train_one_epoch(r, train_loader, sampler, epoch, advance)
                 _end_epoch(r, epoch, val_batches, groups, wait_total, seconds,
                            r.steps_per_epoch - sampler.skip // cfg.batch_size)
-                if stop.requested() is not None and epoch + 1 < cfg.epochs:  # last.pt holds this epoch's end
-                    _stopped(r, epoch + 1)
+                if (signum := stop_signal(ctx)) is not None and epoch + 1 < cfg.epochs:  # last.pt: epoch's end
+                    _stopped(r, epoch + 1, signum)
         _record(r, "complete", cfg.epochs)
     finally:
         if r.log:

@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fiagen.errors import FiagenError, first_line, message_line
-from fiagen.files import load_plain
+from fiagen.core.errors import FiagenError, first_line, message_line
+from fiagen.core.files import load_plain
+from fiagen.core.hub import hub_unreachable
 
 IMAGENET_CLASSES = 1000
 # --backbone -> (timm architecture, weights tag) of the paper's init, where it differs from the default tag.
@@ -105,7 +106,6 @@ def hf_cache() -> str:
 
 
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm reads from a hub repo, in its order
-REACH_SECONDS = 1.0  # how long finding and connecting to the hub may take before it counts as unreachable
 
 
 def cached_weights(tag: str) -> str | None:
@@ -122,34 +122,6 @@ def cached_weights(tag: str) -> str | None:
         if isinstance(found, str):
             return found
     return None
-
-
-def hub_unreachable() -> str | None:
-    """Why the Hugging Face hub cannot be reached (offline mode, a name that does not resolve, a connection
-    refused or timed out within REACH_SECONDS), or None when a TCP connection to it opens."""
-    import socket
-    import threading
-    from urllib.parse import urlsplit
-
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return "HF_HUB_OFFLINE is set"
-    url = urlsplit(constants.ENDPOINT)
-    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
-    outcome: list[str | None] = []
-
-    def connect() -> None:  # in a thread: a name lookup has no timeout of its own
-        try:
-            socket.create_connection((host, port), timeout=REACH_SECONDS).close()
-            outcome.append(None)
-        except OSError as err:
-            outcome.append(f"{host} cannot be reached: {err.strerror or err}")
-
-    thread = threading.Thread(target=connect, daemon=True)
-    thread.start()
-    thread.join(REACH_SECONDS + 0.2)
-    return outcome[0] if outcome else f"{host} did not answer within {REACH_SECONDS:.0f} s"
 
 
 def fetch(init: Init) -> None:

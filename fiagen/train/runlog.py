@@ -2,7 +2,8 @@
 its per-group AUCs (`val_breakdown.csv`, see fiagen.train.breakdown), and TensorBoard (`tb/`).
 
 On resume, rows after the checkpoint's step (written by the interrupted run) are dropped first, so each
-step appears once.
+step appears once; a new run (no last.pt: e.g. one that died before its first checkpoint, started again) drops
+every row an earlier start left.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from fiagen.files import disk_full, is_disk_full
+from fiagen.core.files import disk_full, is_disk_full
 from fiagen.train.breakdown import BREAKDOWN_NAME
 
 STEP_FIELDS = ("step", "epoch", "loss", "bce", "pcr", "icr", "lr", "pairs_per_s", "data_wait_s", "skipped")
@@ -58,15 +59,16 @@ class RunLog:
     def __init__(self, run: Path, resume_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
-        if resume_step is not None:
-            _keep_until(run / "steps.csv", STEP_FIELDS, resume_step)
-            _keep_until(run / "metrics.csv", EPOCH_FIELDS, resume_step)
-            _keep_until(run / BREAKDOWN_NAME, None, resume_step)
+        for name, fields in (("steps.csv", STEP_FIELDS), ("metrics.csv", EPOCH_FIELDS), (BREAKDOWN_NAME, None)):
+            if resume_step is None:  # a new run: nothing of an earlier start stays (its columns may differ)
+                (run / name).unlink(missing_ok=True)
+            else:
+                _keep_until(run / name, fields, resume_step)
         self.run = run
         self.groups: _Csv | None = None  # val_breakdown.csv, opened with the first breakdown row
         self.steps = _Csv(run / "steps.csv", STEP_FIELDS)
         self.epochs = _Csv(run / "metrics.csv", EPOCH_FIELDS)
-        self.tb = SummaryWriter(str(run / "tb"), purge_step=None if resume_step is None else resume_step + 1)
+        self.tb = SummaryWriter(str(run / "tb"), purge_step=(resume_step or 0) + 1)
 
     def step(self, row: dict[str, Any]) -> None:
         self.steps.write(row)

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from fiagen.files import write_text
+from fiagen.core.files import write_text
+from fiagen.core.progress import stage_progress
 from fiagen.generate.loader import EpochSampler
-from fiagen.progress import stage_progress
 from fiagen.train.affs import AFFSSelection, affs_widths, select_channels
 from fiagen.train.config import TrainConfig
 from fiagen.train.context import Context, autocast

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -13,13 +14,31 @@ from fiagen.train.config import TrainConfig
 from fiagen.train.context import Context, autocast
 
 
-@torch.no_grad()
+@dataclass
+class Validation:
+    """One validation: AUC, BCE loss, AUC per pseudo-fake group (None without "meta"), and every item's
+    logit and label (0 real, 1 fake), gathered from all workers."""
+
+    auc: float
+    loss: float
+    per_group: dict[str, float] | None
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+
 def validate(detector: torch.nn.Module, loader: DataLoader, cfg: TrainConfig, ctx: Context,
              groups: list[str] | None = None) -> tuple[float, float, dict[str, float] | None]:
-    """(AUC, BCE loss, AUC per pseudo-fake group) on the val split's real frames and their fixed
-    pseudo-fakes (`loader`: this worker's share, see `val_loader`). The breakdown (see
-    fiagen.train.breakdown) covers `groups` (default: those the fakes fall in); None when the items
-    carry no "meta"."""
+    """(AUC, BCE loss, AUC per pseudo-fake group) of `validation`."""
+    v = validation(detector, loader, cfg, ctx, groups)
+    return v.auc, v.loss, v.per_group
+
+
+@torch.no_grad()
+def validation(detector: torch.nn.Module, loader: DataLoader, cfg: TrainConfig, ctx: Context,
+               groups: list[str] | None = None) -> Validation:
+    """Score the val split's real frames and their fixed pseudo-fakes (`loader`: this worker's share, see
+    `val_loader`). The breakdown (see fiagen.train.breakdown) covers `groups` (default: those the fakes
+    fall in); None when the items carry no "meta"."""
     from sklearn.metrics import roc_auc_score
 
     was_training = detector.training
@@ -45,4 +64,4 @@ def validate(detector: torch.nn.Module, loader: DataLoader, cfg: TrainConfig, ct
     if metas:
         found = breakdown(scores[truth == 0].numpy(), scores[truth == 1].numpy(), metas, groups)
         per_group = {name: auc for name, (auc, _) in found.items()}
-    return float(roc_auc_score(truth.numpy(), scores.numpy())), loss, per_group
+    return Validation(float(roc_auc_score(truth.numpy(), scores.numpy())), loss, per_group, scores, truth)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fiagen.ablations import ABLATIONS
+from fiagen.core.ablations import ABLATIONS
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.suites.celebdf import celebdf
 from fiagen.manifests.suites.deepfakebench import deepfakebench
@@ -53,6 +53,7 @@ def resolve_suite(spec: str, root: str | os.PathLike | None = None, allow_outsid
     """The listing of a --suite value: a built-in name, deepfakebench:FILE, folder:PATH or
     pseudo:OUT[:ABLATION][:SPLIT] (fiagen.manifests.pseudo). Paths an index or list file names outside
     the suite's root are refused (SuiteListing.refused, never opened) unless `allow_outside_root`."""
+    check_suite_name(spec)
     if spec in LISTED:
         return LISTED[spec](root, allow_outside_root)
     if spec in SUITES:
@@ -63,10 +64,14 @@ def resolve_suite(spec: str, root: str | os.PathLike | None = None, allow_outsid
         return pseudo_listing(spec)
     if spec.startswith("deepfakebench:"):
         return deepfakebench(spec[len("deepfakebench:"):], root, allow_outside_root)
-    if spec.startswith("folder:"):
-        return folder(spec[len("folder:"):], allow_outside_root)
-    raise SourceError(f"unknown suite '{spec}': expected {', '.join(SUITES)}, deepfakebench:FILE, folder:PATH or "
-                      f"pseudo:OUT[:ABLATION][:SPLIT]")
+    return folder(spec[len("folder:"):], allow_outside_root)
+
+
+def check_suite_name(spec: str) -> None:
+    """One error line for a --suite value that names no suite (checked for every suite before any is read)."""
+    if spec not in SUITES and not spec.startswith(("pseudo:", "deepfakebench:", "folder:")):
+        raise SourceError(f"unknown suite '{spec}': expected {', '.join(SUITES)}, deepfakebench:FILE, folder:PATH or "
+                          f"pseudo:OUT[:ABLATION][:SPLIT]")
 
 
 def suite_dirname(spec: str) -> str:

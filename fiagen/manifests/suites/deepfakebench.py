@@ -29,9 +29,20 @@ def _bench_records(node: object, split: str) -> Iterable[tuple[str, str, dict]]:
 
 
 def _path_parts(path: str) -> tuple[str, ...]:
-    """The parts of a path written on any OS (Windows drives and backslashes too), without its anchor."""
+    """The parts of a path written on any OS (Windows drives and backslashes too), without its anchor, with
+    `.` and `..` resolved in the text: a relative path that climbs above its start keeps its leading `..`
+    (it leaves any base); an absolute one stops at its anchor."""
     pure = PureWindowsPath(path) if "\\" in path or re.match(r"^[A-Za-z]:", path) else PurePosixPath(path)
-    return pure.parts[1:] if pure.anchor else pure.parts
+    out: list[str] = []
+    for part in pure.parts[1:] if pure.anchor else pure.parts:
+        if part == "..":
+            if out and out[-1] != "..":
+                out.pop()
+            elif not pure.anchor:
+                out.append(part)
+        elif part != ".":
+            out.append(part)
+    return tuple(out)
 
 
 def _under(base: Path, parts: Sequence[str], allow_outside: bool = False) -> Path | None:
@@ -45,8 +56,9 @@ class _FrameMap:
     lie on this disk, decided per path: the first (base, number of leading parts to drop) that maps the
     path onto an existing file under the base, searched once per folder of the JSON (its frames share
     it); a path whose folder maps nowhere keeps the mapping of a path with the same dropped prefix, else
-    the first base with nothing dropped. With `allow_outside`, an absolute path that exists as written is
-    taken as it is and `..` may leave the base."""
+    the first base with nothing dropped. `..` is resolved in the text first, so only names are dropped: a
+    path that climbs out (`../x.png`, `a/../../x.png`) is refused. With `allow_outside`, an absolute path
+    that exists as written is taken as it is and `..` may leave the first base."""
 
     def __init__(self, bases: list[Path], allow_outside: bool = False) -> None:
         self.bases, self.allow_outside = bases, allow_outside
@@ -70,6 +82,8 @@ class _FrameMap:
         if self.allow_outside and os.path.isabs(frame) and os.path.exists(frame):
             return Path(frame)
         parts = _path_parts(frame)
+        if parts[:1] == ("..",):
+            return _under(self.bases[0], parts, True) if self.allow_outside else None
         if parts[:-1] not in self.folders:
             self.folders[parts[:-1]] = self._search(parts)
         found = self.folders[parts[:-1]]
@@ -80,7 +94,8 @@ class _FrameMap:
 
 def deepfakebench(spec: str, root: str | os.PathLike | None, allow_outside: bool = False) -> SuiteListing:
     """A DeepfakeBench dataset JSON (its test split): label names containing "real" are real, others fake.
-    A frame path that leads outside the dataset root is refused unless `allow_outside`."""
+    Frame paths are mapped under `root` (without one: the JSON's folder, else $FIAGEN_DATA); a frame path
+    that leads outside it (`..`, a link) is refused unless `allow_outside`."""
     file = Path(spec).expanduser()
     if not file.is_file():
         raise SourceError(f"deepfakebench: {file} is not a file (expected deepfakebench:FILE.json, a DeepfakeBench "
@@ -92,7 +107,8 @@ def deepfakebench(spec: str, root: str | os.PathLike | None, allow_outside: bool
     records = list(_bench_records(index, "test"))
     if not records:
         raise SourceError(f"deepfakebench: {file} has no test records (dataset -> label -> test -> [c23] -> id)")
-    bases = ([Path(root).expanduser()] if root is not None else []) + [file.parent] + search_roots(None)
+    # under --root; only without one, the JSON's folder or $FIAGEN_DATA (never a place beside the root)
+    bases = [Path(root).expanduser()] if root is not None else [file.parent, *search_roots(None)]
     where = _FrameMap(bases, allow_outside)
     items, missing, refused = [], [], []
     for label_name, vid, rec in records:

@@ -8,15 +8,7 @@ import os
 from pathlib import Path
 
 from fiagen.manifests.roots import SourceError
-from fiagen.manifests.suites.listing import (
-    REAL,
-    EvalItem,
-    SuiteListing,
-    confined,
-    refused_note,
-    split_found,
-    unlisted_media,
-)
+from fiagen.manifests.suites.listing import REAL, EvalItem, SuiteListing, confined, index_listing
 from fiagen.manifests.suites.locate import ORIGIN, locate
 
 
@@ -40,10 +32,7 @@ def dfdc(root: str | os.PathLike | None, allow_outside: bool = False) -> SuiteLi
                 continue
             path = next((p for p in places if p.exists()), places[0])
             found.append(EvalItem(Path(name).stem, path, label, "DFDC" if label else REAL, "dfdc"))
-    items, missing = split_found(found)
-    folders = [base / "videos"] if (base / "videos").is_dir() else [base]
-    return SuiteListing("dfdc", base, items, missing, refused_note("dfdc", refused, base), refused=refused,
-                        unlisted=unlisted_media(folders, items, missing))
+    return index_listing("dfdc", base, found, refused, [base / "videos"] if (base / "videos").is_dir() else [base])
 
 
 def dfdcp(root: str | os.PathLike | None, allow_outside: bool = False) -> SuiteListing:
@@ -70,7 +59,5 @@ def dfdcp(root: str | os.PathLike | None, allow_outside: bool = False) -> SuiteL
             path = moved
         found.append(EvalItem(Path(key).with_suffix("").as_posix(), path, label, parts[0] if label else REAL,
                               "dfdcp"))
-    items, missing = split_found(found)
-    folders = sorted({base / key.split("/")[0] for key in index if key not in refused})
-    return SuiteListing("dfdcp", base, items, missing, refused_note("dfdcp", refused, base), refused=refused,
-                        unlisted=unlisted_media(folders, items, missing))
+    return index_listing("dfdcp", base, found, refused, sorted({base / key.split("/")[0] for key in index
+                                                                 if key not in refused}))

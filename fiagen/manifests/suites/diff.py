@@ -19,9 +19,10 @@ def diff(root: str | os.PathLike | None) -> SuiteListing:
     def has_layout(p: Path) -> bool:
         return child_dir(p, REAL) is not None and any(child_dir(p, s) is not None for s in DIFF_SUBSETS)
 
+    names = ("DiFF", "diff", "DIFF")
+    given = [Path(root).expanduser()] if root is not None else []
     candidates = []
-    for b in ([Path(root).expanduser()] if root is not None else []) + \
-            [b / n for b in search_roots(None) for n in ("DiFF", "diff", "DIFF")]:
+    for b in given + [g / n for g in given for n in names] + [b / n for b in search_roots(None) for n in names]:
         candidates += [b / "test", b]
     base = next((c for c in candidates if c.is_dir() and has_layout(c)), None)
     if base is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from fiagen.core.media import VIDEO_SUFFIXES, is_media
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.suites.listing import (
     REAL,
@@ -16,7 +17,6 @@ from fiagen.manifests.suites.listing import (
     refused_note,
     unlisted_media,
 )
-from fiagen.media import VIDEO_SUFFIXES
 
 
 def _label(value: str) -> int | None:
@@ -28,13 +28,19 @@ def folder(spec: str, allow_outside: bool = False) -> SuiteListing:
     """Your own test set: PATH/real/ and PATH/fake/ (fake/<method>/ names methods), or a CSV
     `path,label[,method]` (label 0/1 or real/fake; relative paths from the CSV's folder; an optional
     header row names its second column "label"). A CSV path outside the CSV's folder (`..`, an absolute
-    path elsewhere) is refused, never opened, unless `allow_outside` (--allow-outside-root)."""
+    path elsewhere, a link that leads out) is refused, never opened, unless `allow_outside` (--allow-outside-root)."""
     path = Path(spec).expanduser()
     name = f"folder:{path}"
     if path.is_file():
+        if is_media(path):
+            raise SourceError(f"folder: {path} is a media file; folder:PATH takes a folder holding real/ and fake/, "
+                              f"or a CSV path,label[,method] (to look at one file: fiagen explain --input)")
         items, missing, refused = [], [], []
-        with open(path, newline="") as fh:
-            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise SourceError(f"folder: {path} is not a CSV text file path,label[,method] ({err})") from None
         if rows and len(rows[0]) > 1 and rows[0][1].strip().lower() == "label":
             rows = rows[1:]
         for n, row in enumerate(rows, 1):

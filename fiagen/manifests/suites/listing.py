@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fiagen.media import is_image, is_media
+from fiagen.core.media import is_image, is_media
 
 REAL = "real"
 
@@ -59,10 +59,10 @@ class SuiteListing:
 def confined(root: Path, text: str, allow_outside: bool = False) -> Path | None:
     """The file a list file names (`text`: relative to `root`, or absolute), with `..` resolved in the
     text; None when it lies outside `root` (refused: never opened) unless `allow_outside`
-    (--allow-outside-root). A relative `text` keeps the form of `root` (relative stays relative)."""
+    (--allow-outside-root). Links are resolved before the check: a listed path inside `root` whose link
+    leads out of it is refused too. A relative `text` keeps the form of `root` (relative stays relative)."""
     path = Path(os.path.normpath(Path(root) / Path(text).expanduser()))
-    inside = Path(os.path.abspath(path)).is_relative_to(os.path.abspath(root))
-    return path if allow_outside or inside else None
+    return path if allow_outside or Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root)) else None
 
 
 def refused_note(suite: str, refused: list[str], root: Path) -> list[str]:
@@ -98,6 +98,15 @@ def split_found(found: Iterable[EvalItem]) -> tuple[list[EvalItem], list[EvalIte
     for it in found:
         (items if it.path.exists() else missing).append(it)
     return items, missing
+
+
+def index_listing(name: str, base: Path, found: Iterable[EvalItem], refused: list[str],
+                  folders: Iterable[Path]) -> SuiteListing:
+    """The listing of a dataset's index file: `found` split into items on disk and missing ones, the paths
+    it refused (with their note), and the media under `folders` that no item covers."""
+    items, missing = split_found(found)
+    return SuiteListing(name, base, items, missing, refused_note(name, refused, base), refused=refused,
+                        unlisted=unlisted_media(folders, items, missing))
 
 
 def media_units(folder: Path, frame_folders: bool) -> list[tuple[str, Path]]:

@@ -1,0 +1,1 @@
+"""Small utilities every stage shares: errors, files, output folders, messages, stops, progress, settings."""
