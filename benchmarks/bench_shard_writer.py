@@ -2,7 +2,7 @@
 and SR: three same-size images a row), at the native face-crop size of 720p and 1080p FF++ frames.
 
 Each case runs in its own process, which makes a shard's rows as precompute's writer gets them and
-writes them; the figure is the process's peak RSS (ru_maxrss) above its RSS before the rows were made.
+writes them; the figure is the process's peak RSS (VmHWM) above its RSS before the rows were made.
 - `streamed` (today's writer, fiagen.precompute.shard_writer): the rows come one video at a time (as
   the Ray writer fetches them) and go straight into the temporary file.
 - `in_memory` (the writer before): every row of the shard at once (as the Ray task got them as its
@@ -72,7 +72,8 @@ def child(writer: str, crop: tuple[int, int], rows: int, frames: int, out: Path)
             shard_writer._write_hdf5(f, content, iter(content.records), SimpleNamespace(error=None))
         write_bytes(path, image.getbuffer())
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    with open("/proc/self/status") as fh:  # VmHWM: this process's peak (ru_maxrss keeps its parent's from the fork)
+        peak = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) * 1024 - before
     return {"shard_mb": path.stat().st_size / 1e6, "peak_rss_growth_mb": peak / 1e6, "seconds": seconds}
 
 

@@ -205,3 +205,19 @@ def fia_shards(astronaut_face, tmp_path_factory: pytest.TempPathFactory) -> Path
         shards.append((rel, sha))
     write_manifest(out, shards)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A resnet10t detector at 64 px with a non-zero head, saved as a checkpoint trained on ff++_c23
+    (epoch 3, val AUC 0.91), made once (a module may define its own)."""
+    import torch
+
+    from fiagen.train.checkpoint import save_checkpoint
+    from fiagen.train.model import build_detector
+
+    torch.manual_seed(0)
+    det = build_detector("resnet10t", 64)
+    torch.nn.init.normal_(det.net.get_classifier().weight, std=0.1)  # the new head starts at 0: give it weights
+    path = tmp_path_factory.mktemp("run") / "best.pt"
+    return save_checkpoint(path, det, epoch=3, val_auc=0.91, train_data="ff++_c23")

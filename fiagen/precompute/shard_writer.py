@@ -105,6 +105,9 @@ def write_shard(path: Path, content: ShardContent, rows: Iterable[FrameRecord] |
         try:
             with h5py.File(sink, "w", libver="latest") as f:
                 _write_hdf5(f, content, itertools.chain([first], rows), sink)
+        except Exception:
+            if sink.error is None:
+                raise  # else HDF5 stumbled on the writes dropped after the failed one: the failure is that one
         finally:
             sink.close()
         if sink.error is not None:
@@ -135,6 +138,8 @@ def _write_hdf5(f: h5py.File, content: ShardContent, rows: Iterator[FrameRecord]
             _image_dataset(groups[kind], row, variant, content.compression)
         kept.append({**{name: getattr(rec, name) for name in _GEOMETRY}, "ae_ok": rec.ae is not None,
                      "sr_ok": rec.sr is not None})
+    if sink.error is not None:
+        return
     n = len(kept)
     for name, (dtype, shape) in _COLUMNS.items():
         values = np.array([r[name] for r in kept], dtype=dtype).reshape(n, *shape)

@@ -1,43 +1,28 @@
-"""The online FIA-USA pieces on arrays: draws, masks, transforms, blend, shared augmentation, one pair."""
+"""The online FIA-USA pieces on the astronaut's face frame: masks (micro, rectangle, hull, erosion, soft)
+and whole pairs."""
 
 from __future__ import annotations
-
-from collections import Counter
 
 import cv2
 import numpy as np
 import pytest
-from skimage import data
+from test_generate_draws import frequencies
 
-from fiagen.generate.augment import AugmentRanges, PairAugment
-from fiagen.generate.blend import blend, blend_within
-from fiagen.generate.config import GenerateConfig, GenerateError, resolve_recipe
-from fiagen.generate.crop import EVAL_MARGIN, TRAIN_MARGINS, eval_crop, margin_box, train_margins
-from fiagen.generate.draws import pick, sample_streams
+from fiagen.generate.config import GenerateConfig, resolve_recipe
+from fiagen.generate.crop import EVAL_MARGIN, eval_crop, margin_box
+from fiagen.generate.draws import sample_streams
 from fiagen.generate.masks import (
-    BLEND_RATIOS,
     MASK_TYPES,
     Canvas,
     FaceParts,
-    blend_ratio,
     erode_dilate,
     mask_canvas,
     polygons,
     raw_mask,
     soft_mask,
 )
-from fiagen.generate.mmr import FULL_PROBS, available_recon, draw_recon
 from fiagen.generate.pair import Frame, make_pair
-from fiagen.generate.transforms import FREQ_OPS, ColourJitter, FrequencyOp, jpeg
 from fiagen.precompute.extract import face_crop
-
-N_DRAWS = 20000
-# Frequencies over N_DRAWS: the largest standard deviation (p = 0.5) is 0.0035; 0.015 is over 4 of them.
-TOL = 0.015
-
-
-def frequencies(values: list[str]) -> dict[str, float]:
-    return {k: v / len(values) for k, v in Counter(values).items()}
 
 
 @pytest.fixture(scope="module")
@@ -54,87 +39,6 @@ def frame(astronaut_face) -> Frame:
 def canvas_over(parts: FaceParts, frame_shape: tuple[int, int], seed: int = 0, kind: str = "hull81") -> Canvas:
     box = (0, 0, frame_shape[1], frame_shape[0])
     return mask_canvas(np.random.default_rng(seed), parts, box, polygons(kind, parts))
-
-
-# --- draws -------------------------------------------------------------------------------------------
-
-def test_mask_types_are_equally_likely() -> None:
-    recipe = resolve_recipe("full", GenerateConfig(), train=True, size=64)
-    rng = np.random.default_rng(1)
-    freq = frequencies([pick(rng, recipe.mask_types) for _ in range(N_DRAWS)])
-    assert set(freq) == set(MASK_TYPES)
-    for kind in MASK_TYPES:
-        assert abs(freq[kind] - 0.2) < TOL, freq
-
-
-def test_ablations_change_the_mask_and_recon_draws() -> None:
-    rng = np.random.default_rng(2)
-    no_mtms = resolve_recipe("no_mtms", GenerateConfig(), True, 64).mask_types
-    assert {pick(rng, no_mtms) for _ in range(200)} == {"hull81"}
-    sbi = resolve_recipe("sbi", GenerateConfig(), True, 64)
-    freq = frequencies([pick(rng, sbi.mask_types) for _ in range(N_DRAWS)])
-    assert abs(freq["hull81"] - 0.75) < TOL and abs(freq["hull68"] - 0.25) < TOL
-    assert sbi.recon_probs == (("original", 1.0),) and sbi.affine and sbi.freq_ops == ("downscale", "sharpen")
-    assert all(resolve_recipe(a, GenerateConfig(), True, 64).affine for a in ("full", "no_mtms", "no_sr", "no_ae"))
-    assert not resolve_recipe("no_affine", GenerateConfig(), True, 64).affine
-    assert not resolve_recipe("full", GenerateConfig(affine=False), True, 64).affine
-    assert resolve_recipe("no_affine", GenerateConfig(), True, 64).recon_probs == resolve_recipe(
-        "full", GenerateConfig(), True, 64).recon_probs
-    for ablation, expected in (("no_sr", {"ae": 0.3, "original": 0.7}), ("no_ae", {"sr": 0.2, "original": 0.8})):
-        probs = resolve_recipe(ablation, GenerateConfig(), True, 64).recon_probs
-        freq = frequencies([draw_recon(rng, probs) for _ in range(N_DRAWS)])
-        assert set(freq) == set(expected)
-        for name, p in expected.items():
-            assert abs(freq[name] - p) < TOL, (ablation, freq)
-
-
-def test_mmr_draws_ae_sr_original_at_03_02_05() -> None:
-    rng = np.random.default_rng(3)
-    freq = frequencies([draw_recon(rng, FULL_PROBS) for _ in range(N_DRAWS)])
-    assert abs(freq["ae"] - 0.3) < TOL and abs(freq["sr"] - 0.2) < TOL and abs(freq["original"] - 0.5) < TOL
-
-
-def test_mmr_never_uses_a_missing_variant() -> None:
-    rng = np.random.default_rng(4)
-    drawn = [draw_recon(rng, FULL_PROBS) for _ in range(N_DRAWS)]
-    assert {available_recon(d, frozenset()) for d in drawn} == {"original"}
-    only_sr = frequencies([available_recon(d, frozenset({"sr"})) for d in drawn])
-    assert set(only_sr) == {"sr", "original"} and abs(only_sr["original"] - 0.8) < TOL
-
-
-def test_blend_ratio_draws_sbi_list() -> None:
-    rng = np.random.default_rng(5)
-    freq = Counter(blend_ratio(rng) for _ in range(N_DRAWS))
-    assert set(freq) == set(BLEND_RATIOS)
-    for ratio in (0.25, 0.5, 0.75):
-        assert abs(freq[ratio] / N_DRAWS - 1 / 6) < TOL
-    assert abs(freq[1.0] / N_DRAWS - 0.5) < TOL
-
-
-def test_sample_streams_are_reproducible_and_distinct() -> None:
-    a, b = sample_streams(7, 3, 1), sample_streams(7, 3, 1)
-    assert all(np.array_equal(a[k].random(5), b[k].random(5)) for k in a)
-    other = sample_streams(7, 3, 2)
-    assert not np.array_equal(sample_streams(7, 3, 1)["choice"].random(5), other["choice"].random(5))
-    with pytest.raises(ValueError):
-        sample_streams(-1, 0, 0)
-
-
-def test_train_margins_span_the_range_and_eval_is_fixed() -> None:
-    rng = np.random.default_rng(6)
-    m = np.array([train_margins(rng) for _ in range(2000)])
-    assert m.min() >= TRAIN_MARGINS[0] and m.max() <= TRAIN_MARGINS[1]
-    assert abs(m.mean() - EVAL_MARGIN) < 0.005  # the training mean is the evaluation margin
-    assert margin_box((100, 100, 200, 180), (EVAL_MARGIN,) * 4, 1000, 1000) == (87, 90, 213, 190)
-
-
-def test_bad_settings_are_clear_errors() -> None:
-    with pytest.raises(GenerateError, match="unknown ablation"):
-        resolve_recipe("nope", GenerateConfig(), True, 64)
-    with pytest.raises(GenerateError, match="mask types"):
-        resolve_recipe("full", GenerateConfig(mask_types=("ears",)), True, 64)
-    with pytest.raises(GenerateError, match="recon_probs"):
-        resolve_recipe("full", GenerateConfig(recon_probs=(("gan", 1.0),)), True, 64)
 
 
 # --- masks -------------------------------------------------------------------------------------------
@@ -209,83 +113,6 @@ def test_soft_masks_are_soft_bounded_and_zero_outside_their_support(frame: Frame
         outside[y0:y1, x0:x1] = 0
         assert not outside.any(), kind
         assert full[y0:y1, x0:x1].max() > 0.9
-
-
-# --- transforms, blend, shared augmentation ----------------------------------------------------------
-
-def test_colour_jitter_identity_and_grey_axis() -> None:
-    img = data.astronaut()[::4, ::4].copy()
-    assert ColourJitter()(img) is img
-    m = ColourJitter(hue=30.0).matrix(np.array([128.0, 128.0, 128.0]))
-    grey = m[:, :3] @ np.array([100.0, 100.0, 100.0]) + m[:, 3]
-    assert np.allclose(grey, 100.0, atol=1e-3)  # a hue rotation keeps greys grey
-    shifted = ColourJitter(shift=(10.0, 0.0, -10.0))(img).astype(int) - img
-    inside = (img[..., 0] < 240) & (img[..., 2] > 15)
-    assert (shifted[..., 0][inside] == 10).all() and (shifted[..., 2][inside] == -10).all()
-
-
-def test_every_frequency_op_changes_a_textured_image() -> None:
-    img = data.astronaut()[::2, ::2].copy()
-    rng = np.random.default_rng(9)
-    seen = set()
-    for _ in range(40):
-        op = FrequencyOp.draw(rng)
-        seen.add(op.op)
-        out = op(img)
-        assert out.shape == img.shape and out.dtype == np.uint8
-        assert np.abs(out.astype(int) - img).mean() > 0.5, op
-    assert seen == set(FREQ_OPS)
-
-
-def test_blend_formula_holds_to_the_pixel() -> None:
-    rng = np.random.default_rng(10)
-    target = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
-    source = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
-    mask = rng.random((64, 80), dtype=np.float32)
-    mask[:16] = 0.0
-    mask[16:32] = 1.0
-    fake = blend(target, source, mask)
-    exact = np.rint(mask[..., None].astype(np.float64) * target + (1 - mask[..., None].astype(np.float64)) * source)
-    diff = np.abs(fake.astype(int) - exact)
-    assert (fake[:16] == source[:16]).all() and (fake[16:32] == target[16:32]).all()
-    assert diff.max() <= 1 and (diff == 0).mean() > 0.99
-    support = (10, 20, 50, 40)
-    local = np.zeros_like(mask)
-    local[20:40, 10:50] = mask[20:40, 10:50]
-    assert np.array_equal(blend_within(target[20:40, 10:50], source, local, support), blend(target, source, local))
-    assert np.array_equal(blend_within(None, source, np.zeros_like(mask), None), source)
-
-
-def test_shared_augmentation_window_is_exact() -> None:
-    """The fake's colour+JPEG redone only around the mask equals doing it on the whole fake."""
-    real = data.astronaut()[40:300, 120:380].copy()
-    rng = np.random.default_rng(11)
-    for trial in range(12):
-        x0, y0 = rng.integers(0, 200, size=2)
-        x1, y1 = x0 + rng.integers(1, 60), y0 + rng.integers(1, 60)
-        fake = real.copy()
-        fake[y0:y1, x0:x1] = rng.integers(0, 256, (y1 - y0, x1 - x0, 3))
-        aug = PairAugment(colour=ColourJitter(shift=(5.0, -3.0, 2.0), contrast=0.2, hue=4.0),
-                          jpeg_quality=int(rng.integers(40, 100)) if trial % 3 else None)
-        r, f = aug.photometric(real, fake, (int(x0), int(y0), int(x1), int(y1)))
-        matrix = aug.colour.matrix(np.array(cv2.mean(real)[:3]))
-        full_r, full_f = cv2.transform(real, matrix), cv2.transform(fake, matrix)
-        if aug.jpeg_quality is not None:
-            full_r, full_f = jpeg(full_r, aug.jpeg_quality), jpeg(full_f, aug.jpeg_quality)
-        assert np.array_equal(r, full_r) and np.array_equal(f, full_f), trial
-
-
-def test_augment_draws_follow_their_probabilities() -> None:
-    rng = np.random.default_rng(12)
-    ranges = AugmentRanges()
-    draws = [PairAugment.draw(rng, ranges) for _ in range(4000)]
-    tol = 0.03  # 4000 draws: sd <= 0.008
-    assert abs(np.mean([d.flip for d in draws]) - ranges.flip_p) < tol
-    assert abs(np.mean([d.jpeg_quality is not None for d in draws]) - ranges.jpeg_p) < tol
-    assert abs(np.mean([d.cutout is not None for d in draws]) - ranges.cutout_p) < tol
-    assert abs(np.mean([d.noise_sigma is not None for d in draws]) - ranges.noise_p) < tol
-    cut = [d.cutout_box(100) for d in draws if d.cutout is not None]
-    assert all(0 <= x0 < x1 <= 100 and 0 <= y0 < y1 <= 100 for x0, y0, x1, y1 in cut)
 
 
 # --- one pair ----------------------------------------------------------------------------------------
