@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from fiagen.precompute.cluster import ray_session
+from fiagen.cluster.session import ray_session
 from fiagen.precompute.entry import PrecomputeConfig, precompute
 from fiagen.train.config import TrainConfig
 from fiagen.train.entry import train

@@ -1,5 +1,5 @@
 """Preemption of the trainings that run in Ray workers (issue 30, item 3): a signal to the driver reaches
-them through a relay (fiagen.precompute.relay). Multi-worker Ray Train stops at a step all workers agree
+them through a relay (fiagen.cluster.relay). Multi-worker Ray Train stops at a step all workers agree
 on, with last.pt there, and `--resume` continues it; the parallel trainings of a variants run stop, the
 finished ones are kept and a rerun resumes the rest. In this process, on the session's Ray."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def test_a_local_ray_starts_without_dashboard() -> None:
-    from fiagen.precompute.cluster import init_kwargs
+    from fiagen.cluster.session import init_kwargs
 
     assert init_kwargs(None, 2)["include_dashboard"] is False and init_kwargs(None, 2)["address"] == "local"
     assert init_kwargs("auto", None)["include_dashboard"] is False
@@ -19,7 +19,7 @@ def test_a_local_ray_starts_without_dashboard() -> None:
 # a session of its own (as Ray's agents end up: orphans), and a child that is not Ray's; prints the pids.
 DRIVER = """
 import subprocess, sys, time
-from fiagen.precompute.reaper import start_watcher
+from fiagen.cluster.reaper import start_watcher
 watcher = start_watcher(poll_s=0.2, grace_s=1.0)
 raylet = subprocess.Popen([sys.executable, sys.argv[1], sys.argv[2]])
 other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])

@@ -13,8 +13,8 @@ that it stopped, and raises `Stopped` itself. A second signal stops at once in e
 128 + the signal number: 143 for SIGTERM, 130 for SIGINT. Ray's `ray.init` installs its own SIGTERM handler
 (it exits with status 15, after its C++ handler printed a stack), and `ray.shutdown` leaves SIGTERM at its
 default action (exit) while `signal.getsignal` still names fiagen's; `reinstall()` puts fiagen's back after
-both (fiagen.precompute.cluster.ray_session). `request()` is the same stop relayed by the driver to a Ray
-process that runs a loop (fiagen.precompute.relay).
+both (fiagen.cluster.session.ray_session). `request()` is the same stop relayed by the driver to a Ray
+process that runs a loop (fiagen.cluster.relay).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def requested() -> int | None:
 
 def request(signum: int) -> None:
     """Ask the loop to stop at its next safe point, as a first signal inside `safe_points` does: a stop that the
-    driver relays to the Ray process running the loop (fiagen.precompute.relay)."""
+    driver relays to the Ray process running the loop (fiagen.cluster.relay)."""
     if _state["signum"] is None:
         _state["signum"] = signum
 

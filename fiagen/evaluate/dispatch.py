@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import ray
 
+from fiagen.cluster.session import as_finished
 from fiagen.core import stop
 from fiagen.core.errors import FiagenError, last_line, message_line
 from fiagen.core.media import is_image
@@ -23,7 +24,6 @@ from fiagen.evaluate.config import FLUSH_SECONDS, EvalConfig
 from fiagen.evaluate.scoring import NO_FACE_SCORE, VideoCrops, crops_task, predict
 from fiagen.evaluate.store import ScoreStore
 from fiagen.manifests.suites.listing import EvalItem
-from fiagen.precompute.cluster import as_finished
 
 
 class _Scorer:

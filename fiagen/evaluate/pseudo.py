@@ -25,6 +25,7 @@ import ray
 import torch
 from torch.utils.data import Subset
 
+from fiagen.cluster.session import as_finished
 from fiagen.core.errors import FiagenError, last_line
 from fiagen.core.files import sha256_file, write_text
 from fiagen.core.outputs import claim_output
@@ -37,7 +38,6 @@ from fiagen.evaluate.tables import suite_table, summary_json, write_table
 from fiagen.manifests.manifest import MANIFEST_NAME, read_manifest
 from fiagen.manifests.pseudo import POOL, PseudoSpec, parse_pseudo
 from fiagen.manifests.suites.listing import SuiteListing
-from fiagen.precompute.cluster import as_finished
 from fiagen.train.breakdown import KINDS, batch_meta, fake_groups, ordered_groups
 
 AGGREGATION = "one aligned crop per unit (the stored face box + 12.5% per side), no face detection"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import ray
 
+from fiagen.cluster.session import ray_session
 from fiagen.core.outputs import hold_folder
 from fiagen.core.settings import ConfigError
 from fiagen.evaluate.config import FACE_STAMP, BenchResult, EvalConfig, SuiteResult
@@ -28,7 +29,6 @@ from fiagen.evaluate.render import render, render_bench
 from fiagen.evaluate.suite import evaluate_suite
 from fiagen.evaluate.tables import summary_row, write_table
 from fiagen.manifests.pseudo import is_pseudo
-from fiagen.precompute.cluster import ray_session
 from fiagen.train.checkpoint import checkpoint_info
 
 __all__ = ["EvalConfig", "bench", "evaluate", "render", "render_bench"]

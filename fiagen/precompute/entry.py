@@ -10,13 +10,13 @@ from typing import Any
 
 import ray
 
+from fiagen.cluster.session import ray_session
 from fiagen.core import stop
 from fiagen.core.files import DiskFullError, remove_stale_temps
 from fiagen.core.outputs import claim_output, hold_folder
 from fiagen.core.progress import stage_progress
 from fiagen.manifests.manifest import MANIFEST_NAME, RUN_NAME, write_run_report
 from fiagen.manifests.sources import SPLITS, resolve_source
-from fiagen.precompute.cluster import ray_session
 from fiagen.precompute.config import MODELS_DIR, ConfigMismatch, PrecomputeConfig, PrecomputeReport
 from fiagen.precompute.extract import VideoResult, extract_video
 from fiagen.precompute.index import write_manifest

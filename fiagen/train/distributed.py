@@ -5,7 +5,7 @@ set_epoch); gradients are averaged by DDP; rank 0 validates with the others' sco
 checkpoints and metrics into the run folder. On a cluster the shards and the run folder must be on
 storage every node sees at the same path.
 
-A signal to the driver stops the workers at a safe point: the driver relays it (fiagen.precompute.relay),
+A signal to the driver stops the workers at a safe point: the driver relays it (fiagen.cluster.relay),
 the workers agree on the step (fiagen.train.context.stop_signal), rank 0 saves last.pt there and records
 the stop in run.json, and the driver raises Stopped with the resume command.
 """
@@ -33,7 +33,7 @@ def _worker(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from fiagen.precompute.relay import listening
+    from fiagen.cluster.relay import listening
 
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in config["cfg"].items()}
     cfg = TrainConfig(**values)
@@ -58,7 +58,7 @@ def _fit(trainer: Any, flag: Any) -> bool:
     """trainer.fit() in a thread (so Ray Train keeps its SIGINT handler out of fiagen's way) while this thread
     passes a signal's stop on to the workers; a second signal stops at once. False where the workers were
     lost after a signal (the process group's signal ended a local Ray's daemons too)."""
-    from fiagen.precompute.relay import POLL_S, relay
+    from fiagen.cluster.relay import POLL_S, relay
 
     failed: list[Exception] = []
 
@@ -95,8 +95,8 @@ def train_distributed(cfg: TrainConfig) -> TrainResult:
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from fiagen.precompute.cluster import ray_session
-    from fiagen.precompute.relay import new_flag
+    from fiagen.cluster.relay import new_flag
+    from fiagen.cluster.session import ray_session
 
     run = Path(cfg.run).resolve()
     resources = {"CPU": 1, **({"GPU": cfg.gpus_per_worker} if cfg.gpus_per_worker else {})}

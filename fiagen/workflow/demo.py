@@ -97,9 +97,9 @@ def predict_heldout(ckpt: Path, suite: Path) -> list[str]:
 
 def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> DemoReport:
     """Run every stage on the sample under cfg.out; return what was written."""
+    from fiagen.cluster.session import ray_session
     from fiagen.evaluate.runner import EvalConfig, bench, render_bench
     from fiagen.generate.preview import preview_grid
-    from fiagen.precompute.cluster import ray_session
     from fiagen.precompute.entry import PrecomputeConfig, precompute
     from fiagen.train.config import TrainConfig
     from fiagen.train.entry import train

@@ -22,9 +22,9 @@ SCORES_NAME = "variant_scores.json"
 
 def _train_task(cfg: Any, flag: Any) -> Any:
     """One training in a Ray task (the GPU Ray gave it; one process, no Ray Train); a stop relayed on `flag`
-    (fiagen.precompute.relay) ends it at its next step with last.pt there: outcome "stopped"."""
+    (fiagen.cluster.relay) ends it at its next step with last.pt there: outcome "stopped"."""
+    from fiagen.cluster.relay import listening
     from fiagen.core import stop
-    from fiagen.precompute.relay import listening
 
     with listening(flag):
         try:
@@ -38,8 +38,8 @@ def _train_parallel(runs: list[VariantRun], gpus: float, echo: Callable[[str], N
     signal stops every training at its next step (the finished ones are kept), then raises Stopped."""
     import ray
 
+    from fiagen.cluster.relay import POLL_S, new_flag, relay
     from fiagen.core import stop
-    from fiagen.precompute.relay import POLL_S, new_flag, relay
 
     flag, relayed = new_flag(), []
     task = ray.remote(_train_task).options(num_gpus=gpus, num_cpus=1, max_retries=0)
@@ -159,7 +159,7 @@ def _parallel_trainings(plan: VariantsPlan, todo: list[VariantRun], echo: Callab
         return {}
     import ray
 
-    from fiagen.precompute.cluster import ray_session
+    from fiagen.cluster.session import ray_session
 
     with ray_session(plan.address, None):
         if ray.cluster_resources().get("GPU", 0) < 1:

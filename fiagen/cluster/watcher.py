@@ -1,4 +1,4 @@
-"""The watcher process of fiagen.precompute.reaper: `python -m fiagen.precompute.ray_watcher DRIVER POLL GRACE`.
+"""The watcher process of fiagen.cluster.reaper: `python -m fiagen.cluster.watcher DRIVER POLL GRACE`.
 
 Lists, every POLL seconds, the Ray processes below the DRIVER pid (told by their command line); when the
 driver is gone it sends them SIGTERM, then SIGKILL to those still there GRACE seconds later, and exits.

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import ray
 
+from fiagen.cluster.reaper import start_watcher, stop_watcher
 from fiagen.core import stop
-from fiagen.precompute.reaper import start_watcher, stop_watcher
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ def ray_session(address: str | None, concurrency: int | None) -> Iterator[int]:
             ray.shutdown()
             raise stop.Stopped(signal.SIGTERM) from None
         started = True
-        if not address:  # this process's own Ray: ended with it even on a kill -9 (fiagen.precompute.reaper)
+        if not address:  # this process's own Ray: ended with it even on a kill -9 (fiagen.cluster.reaper)
             watcher = start_watcher()
         stop.reinstall()  # ray.init put its own SIGTERM handler (exit 15) in place of fiagen's
     try:

@@ -9,7 +9,7 @@ below the driver (raylet, GCS, agents, workers, Ray's Python scripts; told by th
 driver is gone it sends them SIGTERM, then SIGKILL to those still there 3 s later, and exits. It
 remembers each process with its start time, so a pid reused in the meantime is never touched. When the
 stage ends normally it is stopped first. Linux only (it reads /proc); elsewhere nothing is started. The
-watcher's program is fiagen.precompute.ray_watcher.
+watcher's program is fiagen.cluster.watcher.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def start_watcher(poll_s: float = POLL_S, grace_s: float = GRACE_S) -> subproces
     """Start the watcher of this process's Ray processes (None where there is no /proc)."""
     if not Path("/proc/self/stat").exists():
         return None
-    return subprocess.Popen([sys.executable, "-m", "fiagen.precompute.ray_watcher", str(os.getpid()), str(poll_s),
+    return subprocess.Popen([sys.executable, "-m", "fiagen.cluster.watcher", str(os.getpid()), str(poll_s),
                              str(grace_s)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True)
