@@ -31,10 +31,8 @@ def test_data() -> Path:
     return Path(root)
 
 
-@pytest.fixture(autouse=True)
-def _fiagen_log_restored() -> Iterator[None]:
-    """The "fiagen" logger as it was before the test: a command run in the test process installs the CLI's
-    handler (fiagen.core.log.setup); later tests start without it."""
+@contextmanager
+def _logger_restored() -> Iterator[None]:
     import logging
 
     logger = logging.getLogger("fiagen")
@@ -42,6 +40,22 @@ def _fiagen_log_restored() -> Iterator[None]:
     yield
     logger.handlers[:], logger.propagate = state[0], state[1]
     logger.setLevel(state[2])
+
+
+@pytest.fixture(autouse=True)
+def _fiagen_log_restored() -> Iterator[None]:
+    """The "fiagen" logger as it was before the test: a command run in the test process installs the CLI's
+    handler (fiagen.core.log.setup); later tests start without it."""
+    with _logger_restored():
+        yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fiagen_log_restored_per_module() -> Iterator[None]:
+    """The same around a whole module: a module-scoped fixture that runs a command in the test process
+    (set up before any test's own restore) leaves no handler to the modules after it."""
+    with _logger_restored():
+        yield
 
 
 @pytest.fixture
