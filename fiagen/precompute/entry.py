@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,18 @@ def _collect_writes(refs: list[ray.ObjectRef], written: list[dict[str, Any]]) ->
     return full
 
 
+@contextmanager
+def _stopped_if_ray_died() -> Iterator[None]:
+    """A signal to the whole process group (SLURM, Kubernetes) also reaches a local Ray's raylet, which may die
+    before this process reaches its safe point: after a stop request, a Ray failure is that stop."""
+    try:
+        yield
+    except ray.exceptions.RayError:
+        if stop.requested() is None:
+            raise
+        raise stop.Stopped(stop.requested()) from None
+
+
 def _run_shards(cfg: PrecomputeConfig, out: Path, todo: list[ShardPlan], concurrency: int,
                 pool: ReconstructPool | None, written: list[dict[str, Any]]) -> dict[str, Any]:
     """Extract every video of the pending shards as Ray tasks (at most `concurrency` at once), pass each
@@ -96,7 +109,7 @@ def _run_shards(cfg: PrecomputeConfig, out: Path, todo: list[ShardPlan], concurr
     writers: list[ray.ObjectRef] = []  # not finished yet
     ids = pool.ids if pool is not None else {}
     frames_done, extracting, start, full = 0, 0, time.perf_counter(), None
-    with stop.safe_points(), stage_progress(cfg.quiet) as bar:
+    with stop.safe_points(), stage_progress(cfg.quiet) as bar, _stopped_if_ray_died():
         task = bar.add_task("precompute", total=len(queue), rate="")
         # a signal stops the extraction: the shards whose writers started are finished, the others dropped
         while (queue or in_flight) and full is None and stop.requested() is None:
