@@ -7,17 +7,14 @@ from pathlib import Path
 import click
 
 from fiagen.cli.options import stage_command
-from fiagen.predict.export import ExportError, ModelExportConfig
+from fiagen.predict.export import ModelExportConfig
 
 
 def _checkpoint(cfg: ModelExportConfig) -> Path:
-    """--ckpt, else the newest runs/*/best.pt; one error line when it is not a file."""
-    from fiagen.evaluate.inputs import default_checkpoint
+    """--ckpt, else the newest runs/*/best.pt; one error line when it is missing or a folder (evaluate's check)."""
+    from fiagen.evaluate.inputs import checkpoint_file, default_checkpoint
 
-    path = Path(cfg.ckpt) if cfg.ckpt else default_checkpoint()
-    if not path.is_file():
-        raise ExportError(f"checkpoint not found: {path}")
-    return path
+    return checkpoint_file(Path(cfg.ckpt)) if cfg.ckpt else default_checkpoint()
 
 
 @stage_command(ModelExportConfig, _checkpoint)
