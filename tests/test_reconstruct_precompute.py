@@ -191,16 +191,36 @@ def test_bad_specs_fail_before_any_video_is_read(ffpp_root: Path, test_data: Pat
         assert not out.exists()
 
 
-def test_hub_id_offline_is_one_line(test_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_hub_id_offline_is_one_line(test_data: Path, tmp_path: Path, dry_run: bool) -> None:
+    """An uncached hub id with the hub out of reach is refused before any work, by --dry-run too."""
     environ = {k: v for k, v in os.environ.items() if k != "HF_ENDPOINT"}
     environ.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")  # an empty cache, offline
     proc = subprocess.run([sys.executable, "-m", "fiagen", "precompute", "--src", f"folder:{test_data / 'real_videos'}",
-                           "--out", str(tmp_path / "out"), "--ae", "sd-vae:someone/some-vae"],
+                           "--out", str(tmp_path / "out"), "--ae", "sd-vae:someone/some-vae",
+                           *(["--dry-run"] if dry_run else [])],
                           capture_output=True, text=True, timeout=120, env=environ)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "sd-vae:someone/some-vae" in lines[0] and "HF_HUB_OFFLINE" in lines[0], proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_cached_hub_id_passes_the_dry_run_offline(test_data: Path, tmp_path: Path) -> None:
+    """A hub VAE already in the Hugging Face cache needs no network: --dry-run passes, offline."""
+    snapshot = tmp_path / "hf" / "hub" / "models--someone--some-vae" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    for name in ("config.json", "diffusion_pytorch_model.safetensors"):
+        (snapshot / name).write_text("{}")
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("a" * 40)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    environ.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "fiagen", "precompute", "--src", f"folder:{test_data / 'real_videos'}",
+                           "--out", str(tmp_path / "out"), "--ae", "sd-vae:someone/some-vae", "--dry-run"],
+                          capture_output=True, text=True, timeout=120, env=environ)
+    assert proc.returncode == 0, proc.stderr
+    assert "ae: sd-vae:someone/some-vae" in proc.stdout and not (tmp_path / "out").exists()
 
 
 def test_unreachable_hub_fails_at_once(ffpp_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from fiagen.cli.options import click_options, given, printed, stage_command
@@ -74,7 +76,10 @@ def evaluate(ctx: click.Context, suites: tuple[str, ...], config_file: str | Non
     from fiagen.evaluate.runner import bench, render, render_bench
     from fiagen.evaluate.runner import evaluate as run
 
-    click.echo(render(run(cfg, inputs)) if len(cfg.suites) == 1 else render_bench(bench(cfg, inputs)))
+    if len(cfg.suites) == 1:
+        click.echo(render(run(cfg, inputs)))
+    else:
+        _report_bench(ctx, bench(cfg, inputs), render_bench)
 
 
 @click.command()
@@ -87,7 +92,9 @@ def evaluate(ctx: click.Context, suites: tuple[str, ...], config_file: str | Non
 def bench(ctx: click.Context, suites: tuple[str, ...], config_file: str | None, dry_run: bool,
           **opts: object) -> None:
     """Evaluate a checkpoint on several suites; per suite a per-method table (e.g. DF40 as the paper's
-    Table 9a), then one summary row per suite. Outputs as for `fiagen evaluate`, plus OUT/bench.*.
+    Table 9a), then one summary row per suite. Outputs as for `fiagen evaluate`, plus OUT/bench.* and
+    OUT/bench.json (each suite scored, skipped or failed, with the reason). A suite where every video fails
+    is reported and the others are scored; the exit status is then 1.
     """
     from click.core import ParameterSource
 
@@ -105,7 +112,17 @@ def bench(ctx: click.Context, suites: tuple[str, ...], config_file: str | None, 
     from fiagen.evaluate.runner import bench as run
     from fiagen.evaluate.runner import render_bench
 
-    click.echo(render_bench(run(cfg, inputs)))
+    _report_bench(ctx, run(cfg, inputs), render_bench)
+
+
+def _report_bench(ctx: click.Context, result: Any, render_bench: Any) -> None:
+    """Print a bench's tables; exit status 1, after one error line, when a suite scored nothing."""
+    click.echo(render_bench(result))
+    if result.failed:
+        log.get_logger().error("%d of %d suites scored nothing: %s (see %s)", len(result.failed),
+                               len(result.failed) + len(result.suites), ", ".join(result.failed),
+                               result.out / "bench.json")
+        ctx.exit(1)
 
 
 @stage_command(ExplainConfig, check_explain)

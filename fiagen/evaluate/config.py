@@ -98,11 +98,13 @@ class SuiteResult:
 
 @dataclass
 class BenchResult:
-    """Every suite evaluated, the suites skipped (with the reason), and the combined summary table."""
+    """Every suite evaluated, the suites skipped because their data was not found and those where every
+    video failed (each with the reason), and the combined summary table."""
 
     out: Path
     suites: list[SuiteResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
     summary: pd.DataFrame | None = None
 
 

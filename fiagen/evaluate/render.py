@@ -37,11 +37,12 @@ def render(result: SuiteResult) -> str:
 
 
 def render_bench(result: BenchResult) -> str:
-    """Every suite's block, the skipped suites, and the summary table when there are several suites."""
+    """Every suite's block, the skipped and failed suites, and the summary table when there are several suites."""
     from fiagen.evaluate.tables import markdown
 
     blocks = [render(r) for r in result.suites]
     blocks += [f"skipped {name}: {reason}" for name, reason in result.skipped.items()]
+    blocks += [f"failed {name}: {reason.removeprefix(f'{name}: ')}" for name, reason in result.failed.items()]
     if result.summary is not None and len(result.suites) > 1:
         blocks.append("## summary (`all` row of each suite)\n\n" + markdown(result.summary) +
                       f"\n\n-> {result.out / 'bench.csv'}")

@@ -207,14 +207,18 @@ def evaluate_suite(spec: str, listing: SuiteListing, cfg: EvalConfig, info: dict
     return SuiteResult(spec, folder, tables["raw"], stamp, report, robustness)
 
 
+class NothingScored(SourceError):
+    """Every video of a suite failed: no table, plot or report.json is written for it."""
+
+
 def _refuse_all_failed(spec: str, raw: Condition, ids: set[str]) -> None:
-    """An error (no table, plot or report) when every video of the suite failed to decode: nothing scored."""
+    """NothingScored when every video of the suite failed to decode."""
     videos = raw.store.videos()
     videos = videos[videos["video"].isin(ids)]
     failed = videos[videos["status"] == "failed"]
     if len(videos) and len(failed) == len(videos):
         first = failed.iloc[0]
-        raise SourceError(f"{spec}: nothing scored: all {len(videos)} videos failed (first: {first['video']}: "
+        raise NothingScored(f"{spec}: nothing scored: all {len(videos)} videos failed (first: {first['video']}: "
                           f"{first['reason']})")
 
 

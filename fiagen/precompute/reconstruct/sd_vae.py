@@ -51,22 +51,42 @@ def _vae_folder(folder: Path) -> Path | None:
     return None
 
 
-def _from_hub(target: str, what: str) -> Path:
-    """The cached folder of a hub VAE, fetching config and safetensors weights when not cached."""
-    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import EntryNotFoundError
-
+def _hub_files(target: str) -> tuple[str, list[str]]:
+    """(repo, [config, weights] paths in it) of a hub id OWNER/NAME[/SUBFOLDER]."""
     parts = target.split("/")
     repo, sub = "/".join(parts[:2]), "/".join(parts[2:])
-    names = [f"{sub}/{n}" if sub else n for n in (CONFIG, WEIGHTS)]
+    return repo, [f"{sub}/{n}" if sub else n for n in (CONFIG, WEIGHTS)]
+
+
+def _cached(repo: str, names: list[str]) -> Path | None:
+    """The cached folder of a hub VAE's files, or None when any is not in the Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
     cached = [try_to_load_from_cache(repo, n) for n in names]
-    if all(isinstance(c, str) for c in cached):
-        return Path(cached[0]).parent
+    return Path(cached[0]).parent if all(isinstance(c, str) for c in cached) else None
+
+
+def _refuse_unreachable(what: str) -> None:
+    """One ReconstructorError line when the hub cannot be used now (offline mode, no answer)."""
+    from huggingface_hub import constants
+
     unreachable = hub_unreachable()
     if unreachable:
         raise ReconstructorError(f"{what}: not a local folder, not in the Hugging Face cache, and the hub "
                                  f"({constants.ENDPOINT}) cannot be used: {unreachable}; fetch it once with the "
                                  f"network (or download the VAE and pass its folder)")
+
+
+def _from_hub(target: str, what: str) -> Path:
+    """The cached folder of a hub VAE, fetching config and safetensors weights when not cached."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    repo, names = _hub_files(target)
+    folder = _cached(repo, names)
+    if folder is not None:
+        return folder
+    _refuse_unreachable(what)
     try:
         paths = [hf_hub_download(repo, n) for n in names]
     except (OSError, EntryNotFoundError, ValueError) as err:
@@ -75,10 +95,24 @@ def _from_hub(target: str, what: str) -> Path:
     return Path(paths[0]).parent
 
 
+def _what(target: str, family: str) -> str:
+    return f"--ae {family}:{target}" if target else f"--ae {family} ({DEFAULT_TARGET[family]})"
+
+
+def check_hub_vae(target: str, family: str = "sd-vae") -> None:
+    """What a check before any work asks of a hub VAE, without downloading it: in the Hugging Face cache,
+    or the hub reachable now (one ReconstructorError line otherwise). A local folder is not checked here."""
+    hub_id = target or DEFAULT_TARGET[family]
+    if HUB_ID.match(hub_id) and not Path(hub_id).expanduser().exists():
+        repo, names = _hub_files(hub_id)
+        if _cached(repo, names) is None:
+            _refuse_unreachable(_what(target, family))
+
+
 def locate_vae(target: str, family: str = "sd-vae") -> tuple[str, str, str]:
     """(local VAE folder, sha256 of its config and weights, its name) for a folder or hub id (the family's
     default hub id when `target` is empty); one-line errors."""
-    what = f"--ae {family}:{target}" if target else f"--ae {family} ({DEFAULT_TARGET[family]})"
+    what = _what(target, family)
     target = target or DEFAULT_TARGET[family]
     local = Path(target).expanduser().absolute()  # actors may run in another directory
     if local.exists():
