@@ -1,6 +1,6 @@
 """`fiagen export`: ONNX and TorchScript files of a checkpoint's inference path score real face crops as
 torch does (max |difference| <= 1e-4 in fp32), carry the input spec and model card, and the ONNX one
-runs `fiagen predict --model` to the checkpoint's verdicts."""
+and the TorchScript one run `fiagen predict --model` to the checkpoint's verdicts."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from fiagen.manifests.suites.listing import EvalItem
 from fiagen.precompute.faces import FaceLandmarker
 from fiagen.predict import export as export_mod
 from fiagen.predict.engine import CROP_POLICY, EngineError, load_engine
-from fiagen.predict.export import ExportError, export_model, load_torchscript
+from fiagen.predict.export import ExportError, export_model
+from fiagen.predict.torchscript_engine import load_torchscript
 from fiagen.train.checkpoint import load_detector, read_checkpoint, save_checkpoint
 from fiagen.train.model import build_detector
 
@@ -56,6 +57,12 @@ def onnx_file(ckpt: Path) -> Path:
     return export_model(ckpt, "onnx").path
 
 
+@pytest.fixture(scope="module")
+def ts_file(ckpt: Path) -> Path:
+    """The checkpoint exported to TorchScript (beside it, as best.ts)."""
+    return export_model(ckpt, "torchscript").path
+
+
 def _torch_scores(ckpt: Path, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     det, _ = load_detector(ckpt)
     with torch.inference_mode():
@@ -88,26 +95,31 @@ def test_export_scores_real_crops_as_torch_and_carries_spec_and_card(fmt, ckpt, 
     assert card == read_checkpoint(ckpt)["card"] and card["val_auc"] == 0.75
 
 
-def test_onnx_engine_gives_the_checkpoints_scores_and_verdicts(ckpt, onnx_file, crops):
-    assert onnx_file == ckpt.with_suffix(".onnx")  # --out defaults to the checkpoint's path
-    onnx_engine, torch_engine = load_engine(onnx_file), load_engine(ckpt)
-    assert onnx_engine.name == "onnxruntime" and onnx_engine.spec == torch_engine.spec
-    assert onnx_engine.card["threshold"] == torch_engine.card["threshold"]
-    got, want = onnx_engine.score_crops(crops), torch_engine.score_crops(crops)
+@pytest.mark.parametrize(("exported", "engine"), [("onnx_file", "onnxruntime"), ("ts_file", "torchscript")])
+def test_exported_engine_gives_the_checkpoints_scores_and_verdicts(ckpt, exported, engine, crops, request):
+    path = request.getfixturevalue(exported)
+    assert path == ckpt.with_suffix({"onnxruntime": ".onnx", "torchscript": ".ts"}[engine])  # --out default
+    exported_engine, torch_engine = load_engine(path), load_engine(ckpt)
+    assert exported_engine.name == engine and exported_engine.spec == torch_engine.spec
+    assert exported_engine.card["threshold"] == torch_engine.card["threshold"]
+    got, want = exported_engine.score_crops(crops), torch_engine.score_crops(crops)
     assert np.abs(got - want).max() <= 1e-4
-    threshold = onnx_engine.card["threshold"]
+    threshold = exported_engine.card["threshold"]
     assert (got >= threshold).tolist() == (want >= threshold).tolist() and 0 < (want >= threshold).sum() < len(want)
-    assert onnx_engine.score_crops(crops[:0]).shape == (0,)
+    assert exported_engine.score_crops(crops[:0]).shape == (0,)
+    floats = crops.transpose(0, 3, 1, 2).astype(np.float32) / 255  # the other input form, in batches of 2
+    assert np.abs(load_engine(path, batch_size=2).score_crops(floats) - want).max() <= 1e-4
 
 
-def test_predict_with_the_onnx_model_matches_the_checkpoint(ckpt, onnx_file, test_data, fiagen_main):
+def test_predict_with_the_exported_models_matches_the_checkpoint(ckpt, onnx_file, ts_file, test_data, fiagen_main):
     files = [str(test_data / CLIP), str(test_data / "real_videos" / "liveportrait_d3.mp4")]
     rows = {}
-    for model in (["--ckpt", str(ckpt)], ["--model", str(onnx_file)]):
+    for model in (["--ckpt", str(ckpt)], ["--model", str(onnx_file)], ["--model", str(ts_file)]):
         code, stdout, _ = fiagen_main(["predict", *model, "--frames", "3", "--json", *files])
         assert code == 0
-        rows[model[0]] = [json.loads(line) for line in stdout.splitlines()]
-    for a, b in zip(rows["--ckpt"], rows["--model"], strict=True):
+        rows[model[-1]] = [json.loads(line) for line in stdout.splitlines()]
+    for a, b in [(x, y) for other in (onnx_file, ts_file)
+                 for x, y in zip(rows[str(ckpt)], rows[str(other)], strict=True)]:
         assert a["input"] == b["input"] and a["verdict"] == b["verdict"] and a["threshold"] == b["threshold"]
         assert abs(a["score"] - b["score"]) <= 1e-3  # rows round scores to 3 decimals
 
@@ -135,3 +147,11 @@ def test_export_and_engine_errors_are_one_line(ckpt, tmp_path, fiagen_main, monk
     torch.onnx.export(torch.nn.Linear(2, 1), (torch.zeros(1, 2),), str(plain), dynamo=True, verbose=False)
     with pytest.raises(EngineError, match="not a detector exported by `fiagen export`"):
         load_engine(plain)
+    junk_ts = tmp_path / "junk.ts"
+    junk_ts.write_bytes(b"\x00\x01 not torchscript")
+    with pytest.raises(EngineError, match="cannot read .*junk.ts as a TorchScript model"):
+        load_engine(junk_ts)
+    plain_ts = tmp_path / "plain.ts"
+    torch.jit.save(torch.jit.trace(torch.nn.Linear(2, 1), torch.zeros(1, 2)), str(plain_ts))
+    with pytest.raises(EngineError, match="not a detector exported by `fiagen export`"):
+        load_engine(plain_ts)

@@ -20,8 +20,8 @@ class PredictConfig:
 
     inputs: tuple[str, ...] = setting((), "Videos, images, folders (searched recursively) or globs.", option=False)
     ckpt: str | None = setting(None, "Detector checkpoint. Default: the newest runs/*/best.pt.", file=True)
-    model: str | None = setting(None, "An exported model (.onnx, `fiagen export`) run instead of a checkpoint.",
-                                file=True)
+    model: str | None = setting(None, "An exported model (`fiagen export`: .onnx runs with onnxruntime, .ts with "
+                                      "TorchScript) run instead of a checkpoint.", file=True)
     out: str | None = setting(None, "Folder for predictions.csv/.jsonl, faces.csv, timelines and renders; a rerun "
                                     "resumes. Default: nothing written.", output=True)
     frames: int = setting(32, "Frames per video, spread uniformly.", min=1)

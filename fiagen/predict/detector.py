@@ -1,6 +1,6 @@
 """`fiagen.Detector`: a trained detector used on any video, image or pixels, as evaluation scores them.
 
-    >>> det = Detector.load("runs/x/best.pt")         # or an exported .onnx (fiagen.predict.engine)
+    >>> det = Detector.load("runs/x/best.pt")         # or an exported .onnx / .ts (fiagen.predict.engine)
     >>> p = det.predict("clip.mp4")                    # Prediction: score, frames, tracks
     >>> det.score_crops(crops)                         # P(fake) of face crops found elsewhere
 
@@ -58,7 +58,7 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", **kwargs: Any) -> Detector:
-        """The detector of a checkpoint (.pt) or an exported model (.onnx) on `device`; `kwargs` as for
+        """The detector of a checkpoint (.pt) or an exported model (.onnx, .ts) on `device`; `kwargs` as for
         the constructor."""
         return cls(load_engine(path, device, kwargs.get("batch_size", 32)), **kwargs)
 

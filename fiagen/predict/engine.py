@@ -11,14 +11,15 @@ Interface (agreed with the export / ONNX side; keep these names):
         .card             the model card (a dict; {} when none): `threshold` (float or None) and
                           `threshold_source` (str: what the threshold was chosen on) are read by predict;
                           everything else (backbone, train_data, val_auc, ...) is shown as given
-        .name             one word for the engine: "torch" or "onnxruntime"
+        .name             one word for the engine: "torch", "onnxruntime" or "torchscript"
         .device           where it runs: "cpu", "cuda", "CPUExecutionProvider", ...
         .score_crops(x)   x: uint8 (N, S, S, 3) RGB crops, or float32 (N, 3, S, S) RGB in [0,1];
                           -> float32 (N,) P(fake) = sigmoid(logit). N may be 0.
     ENGINES               file suffix -> "module:function"; the function is
                           `load(path: Path, device: str, batch_size: int) -> ScoringEngine`.
                           ".pt" -> fiagen.predict.torch_engine:load (this side);
-                          ".onnx" -> fiagen.predict.onnx_engine:load (the export side writes that module).
+                          ".onnx" -> fiagen.predict.onnx_engine:load (the export side writes that module);
+                          ".ts" -> fiagen.predict.torchscript_engine:load (a TorchScript export).
     load_engine(path, device="cpu", batch_size=32)   dispatches on the suffix; an unknown suffix, a missing
                           file (`model_file` checks both) or a missing optional dependency is an EngineError
                           (one error line).
@@ -85,6 +86,7 @@ class ScoringEngine(Protocol):
 ENGINES: dict[str, str] = {
     ".pt": "fiagen.predict.torch_engine:load",
     ".onnx": "fiagen.predict.onnx_engine:load",
+    ".ts": "fiagen.predict.torchscript_engine:load",
 }
 
 

@@ -20,7 +20,8 @@ from fiagen.core.errors import FiagenError, message_line
 from fiagen.core.files import atomic_file
 from fiagen.core.settings import setting
 from fiagen.predict.engine import InputSpec
-from fiagen.predict.onnx_engine import INPUT, META_KEYS, OUTPUTS, metadata, read_metadata
+from fiagen.predict.onnx_engine import INPUT, OUTPUTS, metadata
+from fiagen.predict.torchscript_engine import load_torchscript
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
 CHECK_CROPS = 5  # crops the written file is checked on (a batch size unlike the export example's 2)
@@ -92,18 +93,6 @@ def _torchscript(net: Any, example: Any, path: Path, meta: dict[str, str]) -> No
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(net, example)
         torch.jit.save(traced, str(path), _extra_files=meta)
-
-
-def load_torchscript(path: str | Path) -> tuple[Any, InputSpec, dict[str, Any]]:
-    """(module, input spec, model card) of an exported TorchScript file (on the CPU)."""
-    import torch
-
-    extra = dict.fromkeys(META_KEYS, "")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    spec, card = read_metadata({k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}, Path(path))
-    return module, spec, card
 
 
 def _scores(path: Path, fmt: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
