@@ -191,3 +191,25 @@ def test_group_sigterm_in_the_second_stage_of_a_pipeline_then_the_rerun_repeats_
     assert [line.split(":")[0] for line in again.stdout.splitlines()] == ["[precompute] complete", "[train] resumed"]
     assert [r["step"] for r in rows(run / "steps.csv")] == [str(k) for k in range(1, 7)]  # each step once
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.slow
+@pytest.mark.realmedia
+def test_group_sigterm_to_two_ray_train_workers_on_a_local_ray_stops_them_at_one_step(shards_small: Path,
+                                                                                       tmp_path: Path) -> None:
+    """The local Ray's head runs in a session of its own (fiagen.cluster.head): the group's signal reaches the
+    driver alone, whose relay stops both workers after the same step. Before, it also ended the GCS and the
+    raylet, and the workers with them: "stopped by SIGTERM with its Ray workers gone"."""
+    from fiagen.train.checkpoint import read_checkpoint
+
+    run = tmp_path / "run"
+    argv = [*train_argv(shards_small, run)[:-1], "--epochs", "2", "--loader-workers", "0", "--train-workers", "2",
+            "--quiet"]
+    stopped = group_stopped(tmp_path, argv, when=run / "steps.csv")
+    record = json.loads((run / "run.json").read_text())
+    step = record["step"]
+    assert_one_stop_line(stopped, [*argv, "--resume"], f"after step {step};")
+    assert record["status"] == "stopped (signal)" and "workers" not in record and 1 <= step < record["steps_total"]
+    assert read_checkpoint(run / "last.pt")["training"]["step"] == step  # saved at the step both agreed on
+    assert [int(r["step"]) for r in rows(run / "steps.csv")] == list(range(1, step + 1))
+    assert not (run / LOCK_NAME).exists()  # --resume from here: tests/test_preemption_ray.py

@@ -11,8 +11,8 @@ from pathlib import Path
 def test_a_local_ray_starts_without_dashboard() -> None:
     from fiagen.cluster.session import init_kwargs
 
-    assert init_kwargs(None, 2)["include_dashboard"] is False and init_kwargs(None, 2)["address"] == "local"
-    assert init_kwargs("auto", None)["include_dashboard"] is False
+    assert init_kwargs("127.0.0.1:6379") == {"address": "127.0.0.1:6379", "include_dashboard": False,
+                                             "logging_level": 40, "log_to_driver": False, "configure_logging": True}
 
 
 # A driver: starts the watcher, a fake raylet (a script under a ray/ folder) that starts a fake agent in

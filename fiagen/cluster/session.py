@@ -12,55 +12,57 @@ from typing import Any, TypeVar
 
 import ray
 
+from fiagen.cluster.head import start_head, stop_head
 from fiagen.cluster.reaper import start_watcher, stop_watcher
 from fiagen.core import stop
 
 T = TypeVar("T")
 
 
-def init_kwargs(address: str | None, concurrency: int | None) -> dict[str, Any]:
-    """The ray.init arguments of a stage: no dashboard (nobody asked for one; its agents outlive a killed
-    driver), Ray's own logging quiet; `address` None: a local Ray of `concurrency` CPUs (default: all
-    cores), even where `ray start` ran or RAY_ADDRESS is set ("local": plain ray.init() would attach to
-    that cluster and then refuse num_cpus)."""
-    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-                                  configure_logging=True)
-    if address:
-        return dict(address=address, **kwargs)
-    return dict(address="local", num_cpus=concurrency or os.cpu_count() or 1, **kwargs)
+def init_kwargs(address: str) -> dict[str, Any]:
+    """The ray.init arguments of a stage attaching to the cluster at `address` (its own local head, or one
+    the user named): no dashboard (nobody asked for one; its agents outlive a killed driver), Ray's own
+    logging quiet."""
+    return dict(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                configure_logging=True)
 
 
 @contextmanager
 def ray_session(address: str | None, concurrency: int | None) -> Iterator[int]:
     """Yield how many tasks may run at once; start (and later stop) a local Ray unless one is running.
 
-    `address` None starts a local Ray with `concurrency` CPUs (default: all cores), even on a machine where
-    `ray start` ran or RAY_ADDRESS is set; "auto", "host:port" or "ray://host:port" attaches to a cluster,
-    where `concurrency` defaults to the cluster's CPU count.
+    `address` None starts a local Ray with `concurrency` CPUs (default: all cores) in a session of its own
+    (fiagen.cluster.head: a signal to fiagen's process group leaves it running until fiagen's safe point),
+    even on a machine where `ray start` ran or RAY_ADDRESS is set; "auto", "host:port" or "ray://host:port"
+    attaches to a cluster, where `concurrency` defaults to the cluster's CPU count.
     """
-    started, watcher = False, None
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        yield max(1, concurrency or int(ray.cluster_resources().get("CPU", 1)))
+        return
+    head, watcher = None, None
+    try:
+        if not address:  # this process's own Ray: in a session of its own (fiagen.cluster.head), ended with
+            watcher = start_watcher()  # this process even on a kill -9 (fiagen.cluster.reaper)
+            head = start_head(concurrency or os.cpu_count() or 1)
         try:
-            ray.init(**init_kwargs(address, concurrency))
+            ray.init(**init_kwargs(head.address if head else address))
         except SystemExit as err:  # a SIGTERM met ray.init's own handler (sys.exit(15)) before fiagen's was back
             if err.code != signal.SIGTERM:
                 raise
             ray.shutdown()
             raise stop.Stopped(signal.SIGTERM) from None
-        started = True
-        if not address:  # this process's own Ray: ended with it even on a kill -9 (fiagen.cluster.reaper)
-            watcher = start_watcher()
         stop.reinstall()  # ray.init put its own SIGTERM handler (exit 15) in place of fiagen's
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        yield max(1, concurrency or cpus)
+        try:
+            yield max(1, concurrency or int(ray.cluster_resources().get("CPU", 1)))
+        finally:
+            ray.shutdown()
     finally:
-        if started:
-            try:
-                ray.shutdown()
-            finally:
-                stop_watcher(watcher)
-                stop.reinstall()  # ray.shutdown left SIGTERM at its default action (exit), fiagen's handler shown
+        try:
+            if head is not None:
+                stop_head(head)
+        finally:
+            stop_watcher(watcher)
+            stop.reinstall()  # ray.shutdown left SIGTERM at its default action (exit), fiagen's handler shown
 
 
 def as_finished(jobs: Iterable[tuple[ray.ObjectRef, T]], limit: int, ordered: bool = False

@@ -28,14 +28,16 @@ def stat(pid: int) -> tuple[int, str, str] | None:
 
 
 def is_ray(pid: int) -> bool:
-    """A Ray process: a worker or agent (ray::...), the raylet, the GCS, or a Python script of Ray's."""
+    """A Ray process: a worker or agent (ray::...), the raylet, the GCS, a Python script of Ray's, or the
+    `ray start` of a local head (fiagen.cluster.head)."""
     try:
         with open(f"{PROC}/{pid}/cmdline", "rb") as fh:
             args = fh.read().decode(errors="replace").split("\0")
     except OSError:
         return False
     return args[0].startswith("ray::") or any(
-        a.endswith(("/raylet", "/gcs_server")) or ("/ray/" in a and a.endswith(".py")) for a in args[:3])
+        a.endswith(("/raylet", "/gcs_server")) or ("/ray/" in a and a.endswith(".py")) or a == "ray.scripts.scripts"
+        for a in args[:3])
 
 
 def alive(pid: int, start: str) -> bool:
