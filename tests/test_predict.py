@@ -176,7 +176,7 @@ def test_cli_on_a_mixed_folder_writes_everything_exits_1_and_resumes(
 
 def test_cli_argument_errors_are_one_line(ckpt: Path, tmp_path: Path, fiagen_main) -> None:
     code, _, stderr = fiagen_main(["predict", "--ckpt", str(tmp_path / "model.bin"), str(tmp_path)])
-    assert code == 2 and stderr.strip().endswith("model.bin: not a model file fiagen reads (suffixes: .onnx, .pt)")
+    assert code == 2 and stderr.strip().endswith("model.bin: not a model file fiagen reads (suffixes: .onnx, .pt, .ts)")
     code, _, stderr = fiagen_main(["predict", "--ckpt", str(ckpt)])
     assert code == 2 and "no input given" in stderr
 
