@@ -4,8 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The suite runs on every core, one test file per worker (its module fixtures are built once); PYTEST_WORKERS=
-# (empty) runs it in one process.
+# (empty) runs it in one process. PYTEST_THREADS: torch/OpenMP threads per test process; 1 because the workers
+# already fill the cores, and more threads than cores made the suite slower (10:15 with torch's default, 8:43
+# with 1, 2 cores); PYTEST_THREADS= (empty) leaves the default, e.g. with PYTEST_WORKERS=.
 PYTEST_WORKERS ?= -n auto --dist loadfile
+PYTEST_THREADS ?= 1
 
 .PHONY: demo test bench clean
 
@@ -23,7 +26,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
+	$(if $(PYTEST_THREADS),OMP_NUM_THREADS=$(PYTEST_THREADS)) $(BIN)/python -m pytest $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -20,6 +20,13 @@ REAL_VIDEOS = ("liveportrait_d10", "liveportrait_d11", "liveportrait_d12", "live
 FFPP_LAYOUT = {"001": "liveportrait_d10", "002": "liveportrait_d11", "005": "liveportrait_d3",
                "004": "liveportrait_d12", "023": "liveportrait_d18",
                "000": "liveportrait_d19", "003": "liveportrait_d20"}
+FIRST = ("test_learning.py", "test_preemption_group.py")  # the longest modules (about 6 and 3 min of one core)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first: xdist (--dist loadfile) hands modules to the workers in this order, so the
+    long ones start at once and the short ones fill the workers' time around them."""
+    items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
 
 
 @pytest.fixture(scope="session")

@@ -195,11 +195,11 @@ def test_group_sigterm_in_the_second_stage_of_a_pipeline_then_the_rerun_repeats_
 
 @pytest.mark.slow
 @pytest.mark.realmedia
-def test_group_sigterm_to_two_ray_train_workers_on_a_local_ray_stops_them_at_one_step(shards_small: Path,
+def test_group_sigterm_to_two_ray_train_workers_stops_them_at_one_step_then_resume_continues(shards_small: Path,
                                                                                        tmp_path: Path) -> None:
     """The local Ray's head runs in a session of its own (fiagen.cluster.head): the group's signal reaches the
-    driver alone, whose relay stops both workers after the same step. Before, it also ended the GCS and the
-    raylet, and the workers with them: "stopped by SIGTERM with its Ray workers gone"."""
+    driver alone, whose relay stops both workers after the same step, and --resume continues from there.
+    Before, the signal also ended the GCS and the raylet, and the driver waited 60 s on the GCS."""
     from fiagen.train.checkpoint import read_checkpoint
 
     run = tmp_path / "run"
@@ -210,6 +210,13 @@ def test_group_sigterm_to_two_ray_train_workers_on_a_local_ray_stops_them_at_one
     step = record["step"]
     assert_one_stop_line(stopped, [*argv, "--resume"], f"after step {step};")
     assert record["status"] == "stopped (signal)" and "workers" not in record and 1 <= step < record["steps_total"]
-    assert read_checkpoint(run / "last.pt")["training"]["step"] == step  # saved at the step both agreed on
+    assert read_checkpoint(run / "last.pt")["training"]["step"] == step  # rank 0 saved at the agreed step
     assert [int(r["step"]) for r in rows(run / "steps.csv")] == list(range(1, step + 1))
-    assert not (run / LOCK_NAME).exists()  # --resume from here: tests/test_preemption_ray.py
+    assert not (run / LOCK_NAME).exists()
+
+    again = fiagen(*argv, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    total = record["steps_total"]
+    assert [int(r["step"]) for r in rows(run / "steps.csv")] == list(range(1, total + 1))  # no step twice
+    assert read_checkpoint(run / "last.pt")["training"]["step"] == total

@@ -1,16 +1,14 @@
 """Preemption of the trainings that run in Ray workers (issue 30, item 3): a signal to the driver reaches
-them through a relay (fiagen.cluster.relay). Multi-worker Ray Train stops at a step all workers agree
-on, with last.pt there, and `--resume` continues it; the parallel trainings of a variants run stop, the
-finished ones are kept and a rerun resumes the rest. In this process, on the session's Ray."""
+them through a relay (fiagen.cluster.relay). The parallel trainings of a variants run stop, the finished
+ones are kept and a rerun resumes the rest (in this process, on the session's Ray). Multi-worker Ray Train,
+stopped at a step all workers agree on and resumed, is tested with a signal to its process group
+(tests/test_preemption_group.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,47 +16,6 @@ from test_preemption import rows
 
 from fiagen.core import stop
 from fiagen.core.outputs import LOCK_NAME
-
-
-def sigterm_when(path: Path, n_rows: int) -> threading.Thread:
-    """SIGTERM to this process once the CSV `path` holds `n_rows` rows (a preemption while workers train)."""
-    def watch() -> None:
-        deadline = time.time() + 300
-        while time.time() < deadline and not (path.is_file() and len(path.read_text().splitlines()) > n_rows):
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
-@pytest.mark.slow
-def test_two_ray_train_workers_stop_at_one_step_and_resume_continues(
-        shards_small: Path, ray_local, tmp_path: Path, fiagen_main: Callable[[list[str]], tuple[int, str, str]]
-) -> None:
-    from fiagen.train.checkpoint import read_checkpoint
-
-    run = tmp_path / "ray"
-    argv = ["train", "--shards", str(shards_small), "--run", str(run), "--backbone", "test_efficientnet",
-            "--pretrained", "none", "--size", "64", "--batch-size", "4", "--epochs", "3", "--loader-workers", "0",
-            "--affs-batches", "2", "--quiet", "--train-workers", "2"]
-    sigterm_when(run / "steps.csv", 2)
-    code, _, err = fiagen_main(argv)
-    record = json.loads((run / "run.json").read_text())
-    step, total = record["step"], record["steps_total"]
-    assert code == 143 and record["status"] == "stopped (signal)" and 2 <= step < total, (err, record)
-    assert [line for line in err.splitlines() if "warning" not in line] == [
-        f"fiagen: stopped by SIGTERM after step {step}; resume with: fiagen {' '.join(argv)} --resume"]
-    assert read_checkpoint(run / "last.pt")["training"]["step"] == step  # rank 0 saved at the agreed step
-    assert [int(r["step"]) for r in rows(run / "steps.csv")] == list(range(1, step + 1))
-    assert not (run / LOCK_NAME).exists()
-
-    code, _, err = fiagen_main([*argv, "--resume"])
-    assert code == 0, err
-    assert json.loads((run / "run.json").read_text())["status"] == "complete"
-    assert [int(r["step"]) for r in rows(run / "steps.csv")] == list(range(1, total + 1))  # no step twice
-    assert read_checkpoint(run / "last.pt")["training"]["step"] == total
 
 
 @pytest.mark.slow
