@@ -118,6 +118,19 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def untrained_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny detector's checkpoint (resnet10t at 64 px, seeded; its new head at 0: every score 0.5), for
+    tests that check which inputs are scored or refused, never a score."""
+    import torch
+
+    from fiagen.train.checkpoint import save_checkpoint
+    from fiagen.train.model import build_detector
+
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("run") / "best.pt", build_detector("resnet10t", 64), epoch=1)
+
+
+@pytest.fixture(scope="session")
 def ray_local():
     """One local Ray for the whole session (starting Ray costs seconds)."""
     import ray

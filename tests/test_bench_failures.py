@@ -8,21 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import cv2
-import pytest
-import torch
 from skimage import data
 
-from fiagen.train.checkpoint import save_checkpoint
-from fiagen.train.model import build_detector
-
 FiagenMain = Callable[[list[str]], tuple[int, str, str]]  # the conftest fixture fiagen_main
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny detector's checkpoint (random head: these tests read which suites scored, not the scores)."""
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("run") / "best.pt", build_detector("resnet10t", 64), epoch=1)
 
 
 def broken_suite(folder: Path) -> Path:
@@ -42,11 +30,11 @@ def image_suite(folder: Path) -> Path:
 
 
 def test_a_suite_where_every_video_fails_does_not_stop_the_others(
-        ckpt: Path, ray_local, tmp_path: Path, fiagen_main: FiagenMain) -> None:
+        untrained_ckpt: Path, ray_local, tmp_path: Path, fiagen_main: FiagenMain) -> None:
     bad, good = broken_suite(tmp_path / "bad"), image_suite(tmp_path / "good")
     out = tmp_path / "eval"
     code, text, err = fiagen_main(["bench", "--suite", f"folder:{bad}", "--suite", f"folder:{good}", "--ckpt",
-                                   str(ckpt), "--out", str(out), "--frames", "1"])
+                                   str(untrained_ckpt), "--out", str(out), "--frames", "1"])
     assert code == 1, err
     assert f"fiagen: error: 1 of 2 suites scored nothing: folder:{bad} (see {out / 'bench.json'})" in err
     assert f"warning: folder:{bad}: nothing scored: all 2 videos failed" in err
@@ -63,10 +51,10 @@ def test_a_suite_where_every_video_fails_does_not_stop_the_others(
 
 
 def test_a_bench_where_every_suite_fails_is_one_error(
-        ckpt: Path, ray_local, tmp_path: Path, fiagen_main: FiagenMain) -> None:
+        untrained_ckpt: Path, ray_local, tmp_path: Path, fiagen_main: FiagenMain) -> None:
     one, two = broken_suite(tmp_path / "one"), broken_suite(tmp_path / "two")
     code, _, err = fiagen_main(["bench", "--suite", f"folder:{one}", "--suite", f"folder:{two}", "--ckpt",
-                                str(ckpt), "--out", str(tmp_path / "eval"), "--frames", "1"])
+                                str(untrained_ckpt), "--out", str(tmp_path / "eval"), "--frames", "1"])
     lines = [line for line in err.splitlines() if line.startswith("fiagen: ")]  # not the progress bars
     assert code == 2 and len(lines) == 3, err  # a warning per suite as it fails, then the error
     assert lines[1].startswith(f"fiagen: warning: folder:{two}: nothing scored: all 2 videos failed")

@@ -14,24 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from fiagen.core.outputs import hold_folder
 from fiagen.manifests.roots import SourceError
 from fiagen.manifests.suites import resolve_suite
-from fiagen.train.checkpoint import save_checkpoint
-from fiagen.train.model import build_detector
 
 FiagenMain = Callable[[list[str]], tuple[int, str, str]]  # the conftest fixture fiagen_main
 FIAGEN = str(Path(sys.executable).with_name("fiagen"))
 UNKNOWN_SUITE = "fiagen: error: unknown suite 'cdfv1': expected ff++, cdf_v1, cdf_v2"
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny detector's checkpoint (its new head at 0: every score 0.5; these tests never read a score)."""
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("run") / "best.pt", build_detector("resnet10t", 64), epoch=1)
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +46,7 @@ def cdf_list(folder: Path, entries: int) -> None:
 # ------------------------------------------------------------------------------------ dry-runs that check
 
 def test_each_dry_run_refuses_a_wrong_name_or_a_missing_root_with_the_real_runs_line(
-        ckpt: Path, tmp_path: Path, fiagen_main: FiagenMain) -> None:
+        untrained_ckpt: Path, tmp_path: Path, fiagen_main: FiagenMain) -> None:
     nope = tmp_path / "nope"
     (tmp_path / "clips").mkdir()
     (tmp_path / "clips" / "a.mp4").write_bytes(b"x")
@@ -68,12 +58,13 @@ def test_each_dry_run_refuses_a_wrong_name_or_a_missing_root_with_the_real_runs_
         (["precompute", "--src", clips, "--ae", f"sd-vae:{nope}", "--out", str(tmp_path / "o")],
          f"--ae sd-vae:{nope}: no such folder"),
         (["precompute", "--root", str(nope), "--out", str(tmp_path / "o")], f"neither {nope} nor"),
-        (["evaluate", "--suite", "cdf2", "--ckpt", str(ckpt)], "unknown suite 'cdf2'"),
-        (["evaluate", "--suite", "cdf_v2", "--root", str(nope), "--ckpt", str(ckpt)],
+        (["evaluate", "--suite", "cdf2", "--ckpt", str(untrained_ckpt)], "unknown suite 'cdf2'"),
+        (["evaluate", "--suite", "cdf_v2", "--root", str(nope), "--ckpt", str(untrained_ckpt)],
          f"cdf_v2: {nope} has no List_of_testing_videos.txt"),
-        (["bench", "--suite", "ff++,cdf2", "--ckpt", str(ckpt)], "unknown suite 'cdf2'"),
+        (["bench", "--suite", "ff++,cdf2", "--ckpt", str(untrained_ckpt)], "unknown suite 'cdf2'"),
         (["train", "--shards", str(nope)], f"{nope} has no manifest.parquet (no such folder)"),
-        (["explain", "--ckpt", str(ckpt), "--input", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "x")],
+        (["explain", "--ckpt", str(untrained_ckpt), "--input", str(tmp_path / "nope.mp4"), "--out",
+          str(tmp_path / "x")],
          f"--input {tmp_path / 'nope.mp4'}: no such file"),
         (["preview", "--shards", str(nope)], f"{nope} has no manifest.parquet (no such folder): --shards takes"),
     ]
@@ -138,10 +129,11 @@ def test_a_shared_celeb_df_folder_is_used_only_for_the_release_its_list_is(tmp_p
 # ------------------------------------------------------------------------------------ an empty result is an error
 
 def test_a_suite_with_every_file_missing_or_refused_is_one_line_and_writes_nothing(
-        ckpt: Path, tmp_path: Path, fiagen_main: FiagenMain) -> None:
+        untrained_ckpt: Path, tmp_path: Path, fiagen_main: FiagenMain) -> None:
     cdf_list(tmp_path / "data" / "Celeb-DF-v2", 2)
     out = tmp_path / "eval"
-    argv = ["evaluate", "--suite", "cdf_v2", "--root", str(tmp_path / "data"), "--ckpt", str(ckpt), "--out", str(out)]
+    argv = ["evaluate", "--suite", "cdf_v2", "--root", str(tmp_path / "data"), "--ckpt", str(untrained_ckpt), "--out",
+            str(out)]
     line = one_error(*fiagen_main(argv)[::2])
     cdf = tmp_path / "data" / "Celeb-DF-v2"
     assert line == (f"fiagen: error: cdf_v2: nothing to score: all 2 listed files are missing under {cdf} (first: "
@@ -149,19 +141,20 @@ def test_a_suite_with_every_file_missing_or_refused_is_one_line_and_writes_nothi
     assert not out.exists()  # no report.json (no NaN), no table, no empty ROC plot
     (tmp_path / "set").mkdir()
     (tmp_path / "set" / "list.csv").write_text("path,label\n/etc/hostname,0\n../elsewhere.mp4,1\n")
-    argv = ["evaluate", "--suite", f"folder:{tmp_path / 'set' / 'list.csv'}", "--ckpt", str(ckpt), "--out", str(out)]
+    argv = ["evaluate", "--suite", f"folder:{tmp_path / 'set' / 'list.csv'}", "--ckpt", str(untrained_ckpt), "--out",
+            str(out)]
     assert "nothing to score: all 2 listed paths lead outside" in one_error(*fiagen_main(argv)[::2])
     assert not out.exists()
 
 
 def test_a_suite_whose_every_video_fails_is_one_line_without_a_table(
-        ckpt: Path, ray_local, tmp_path: Path, fiagen_main: FiagenMain) -> None:
+        untrained_ckpt: Path, ray_local, tmp_path: Path, fiagen_main: FiagenMain) -> None:
     for label in ("real", "fake"):
         (tmp_path / "set" / label).mkdir(parents=True)
         (tmp_path / "set" / label / "a.mp4").write_bytes(b"not a video")
     out = tmp_path / "eval"
-    code, _, err = fiagen_main(["evaluate", "--suite", f"folder:{tmp_path / 'set'}", "--ckpt", str(ckpt), "--out",
-                                str(out), "--frames", "1", "--quiet"])
+    code, _, err = fiagen_main(["evaluate", "--suite", f"folder:{tmp_path / 'set'}", "--ckpt", str(untrained_ckpt),
+                                "--out", str(out), "--frames", "1", "--quiet"])
     assert one_error(code, err).startswith("fiagen: error: folder:" f"{tmp_path / 'set'}: nothing scored: all 2 videos "
                                            "failed (first: ")
     suite = out / "folder-set"
@@ -174,8 +167,8 @@ def test_a_suite_whose_every_video_fails_is_one_line_without_a_table(
     for label in ("real", "fake"):  # a real that scores, no fake: partly empty (no AUC)
         (tmp_path / "set" / label / "a.mp4").unlink()
     cv2.imwrite(str(tmp_path / "set" / "real" / "a.png"), data.astronaut()[:, :, ::-1])
-    code, out_text, err = fiagen_main(["evaluate", "--suite", f"folder:{tmp_path / 'set'}", "--ckpt", str(ckpt),
-                                       "--out", str(tmp_path / "partly"), "--frames", "1"])
+    code, out_text, err = fiagen_main(["evaluate", "--suite", f"folder:{tmp_path / 'set'}", "--ckpt",
+                                       str(untrained_ckpt), "--out", str(tmp_path / "partly"), "--frames", "1"])
     assert code == 0 and "1 videos scored" in out_text, err
     assert "fiagen: warning: folder:" in err and "no ROC curve drawn: no method has both real and fake" in err
     report = (tmp_path / "partly" / "folder-set" / "report.json").read_text()
@@ -185,7 +178,7 @@ def test_a_suite_whose_every_video_fails_is_one_line_without_a_table(
 
 # ------------------------------------------------------------------------------------ every message is fiagen's
 
-def test_each_mistake_is_one_line_naming_it(ckpt: Path, tmp_path: Path, fiagen_main: FiagenMain) -> None:
+def test_each_mistake_is_one_line_naming_it(untrained_ckpt: Path, tmp_path: Path, fiagen_main: FiagenMain) -> None:
     video = tmp_path / "VIDEO.mp4"
     video.write_bytes(b"\x00\xf8 binary")
     (tmp_path / "config.yaml").write_text("frames: 4\n")
@@ -195,14 +188,16 @@ def test_each_mistake_is_one_line_naming_it(ckpt: Path, tmp_path: Path, fiagen_m
         (tmp_path / "set" / label).mkdir(parents=True)
         (tmp_path / "set" / label / "a.png").write_bytes(b"x")
     cases = [
-        (["evaluate", "--suite", f"folder:{video}", "--ckpt", str(ckpt)], f"folder: {video} is a media file"),
+        (["evaluate", "--suite", f"folder:{video}", "--ckpt", str(untrained_ckpt)], f"folder: {video} is a media file"),
         (["evaluate", "--suite", "ff++", "--ckpt", str(tmp_path)], f"--ckpt: {tmp_path} is a folder; expected a file"),
-        (["explain", "--ckpt", str(ckpt), "--input", str(tmp_path), "--out", "x"],
+        (["explain", "--ckpt", str(untrained_ckpt), "--input", str(tmp_path), "--out", "x"],
          f"--input: {tmp_path} is a folder; expected a file"),
-        (["bench", "--root", str(video), "--ckpt", str(ckpt)], f"--root: {video} is a file; expected a folder"),
+        (["bench", "--root", str(video), "--ckpt", str(untrained_ckpt)],
+         f"--root: {video} is a file; expected a folder"),
         (["evaluate", "--suite", f"folder:{tmp_path / 'set'}", "--ckpt", str(tmp_path / "config.yaml")],
          f"--ckpt {tmp_path / 'config.yaml'} is not a fiagen checkpoint (not torch's zip format"),
-        (["explain", "--ckpt", str(ckpt), "--input", str(tmp_path / "nope.mp4"), "--out", "x"], "no such file"),
+        (["explain", "--ckpt", str(untrained_ckpt), "--input", str(tmp_path / "nope.mp4"), "--out", "x"],
+         "no such file"),
         (["train", "--shards", str(ffpp), "--run", str(tmp_path / "run")],
          f"{ffpp} has no manifest.parquet: it is a dataset folder, not a precompute output"),
     ]
@@ -211,19 +206,20 @@ def test_each_mistake_is_one_line_naming_it(ckpt: Path, tmp_path: Path, fiagen_m
         assert message in line, (argv, line)
         assert f"--out {ffpp}" not in line  # no advice writes into a dataset
     assert not (tmp_path / "run").exists()
-    line = one_error(*fiagen_main(["bench", "--ckpt", str(ckpt)])[::2])  # no data at all: a short line
+    line = one_error(*fiagen_main(["bench", "--ckpt", str(untrained_ckpt)])[::2])  # no data at all: a short line
     assert line.startswith("fiagen: error: none of the 8 suites has data (no --root nor $FIAGEN_DATA)")
     assert len(line) < 250
 
 
-def test_evaluate_takes_several_suites_as_bench_does(ckpt: Path, tmp_path: Path, fiagen_main: FiagenMain) -> None:
+def test_evaluate_takes_several_suites_as_bench_does(untrained_ckpt: Path, tmp_path: Path,
+                                                     fiagen_main: FiagenMain) -> None:
     for version in ("v1", "v2"):
         cdf_list(tmp_path / f"Celeb-DF-{version}", 2)
         for line in (tmp_path / f"Celeb-DF-{version}" / "List_of_testing_videos.txt").read_text().splitlines():
             (tmp_path / f"Celeb-DF-{version}" / line.split()[1]).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / f"Celeb-DF-{version}" / line.split()[1]).write_bytes(b"x")
     code, out, err = fiagen_main(["evaluate", "--suite", "cdf_v2", "--suite", "cdf_v1", "--root", str(tmp_path),
-                                  "--ckpt", str(ckpt), "--dry-run"])
+                                  "--ckpt", str(untrained_ckpt), "--dry-run"])
     assert code == 0 and "suites: [cdf_v2, cdf_v1]\n" in out, err
     assert err.splitlines() == [f"cdf_v2: data from {tmp_path / 'Celeb-DF-v2'}",
                                 f"cdf_v1: data from {tmp_path / 'Celeb-DF-v1'}"]

@@ -73,13 +73,13 @@ def evaluate(ctx: click.Context, suites: tuple[str, ...], config_file: str | Non
     if printed(cfg, dry_run, check_eval if dry_run else None):
         return
     inputs = check_eval(cfg)  # before torch
-    from fiagen.evaluate.runner import bench, render, render_bench
+    from fiagen.evaluate.runner import bench, render
     from fiagen.evaluate.runner import evaluate as run
 
     if len(cfg.suites) == 1:
         click.echo(render(run(cfg, inputs)))
     else:
-        _report_bench(ctx, bench(cfg, inputs), render_bench)
+        _report_bench(ctx, bench(cfg, inputs))
 
 
 @click.command()
@@ -110,13 +110,14 @@ def bench(ctx: click.Context, suites: tuple[str, ...], config_file: str | None, 
         return
     inputs = check_eval(cfg)  # errors before torch and Ray
     from fiagen.evaluate.runner import bench as run
-    from fiagen.evaluate.runner import render_bench
 
-    _report_bench(ctx, run(cfg, inputs), render_bench)
+    _report_bench(ctx, run(cfg, inputs))
 
 
-def _report_bench(ctx: click.Context, result: Any, render_bench: Any) -> None:
+def _report_bench(ctx: click.Context, result: Any) -> None:
     """Print a bench's tables; exit status 1, after one error line, when a suite scored nothing."""
+    from fiagen.evaluate.render import render_bench
+
     click.echo(render_bench(result))
     if result.failed:
         log.get_logger().error("%d of %d suites scored nothing: %s (see %s)", len(result.failed),

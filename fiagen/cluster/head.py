@@ -29,7 +29,7 @@ from fiagen.core.errors import FiagenError
 
 START_S = 120.0  # the longest a head may take to open its GCS port (seconds; a loaded machine is slow)
 STOP_S = 10.0  # how long the head may take to end its processes on SIGTERM before they are killed
-AUTH_MODE = "RAY_AUTH_MODE"  # how long `ray start --block` may drain and end its processes before they are killed
+AUTH_MODE = "RAY_AUTH_MODE"  # Ray's switch for token authentication between its processes
 
 
 class HeadError(FiagenError):

