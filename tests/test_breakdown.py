@@ -29,7 +29,7 @@ from fiagen.train.checkpoint import load_detector
 from fiagen.train.config import TrainConfig
 from fiagen.train.context import Context
 from fiagen.train.loop import run_training
-from fiagen.train.validate import validate
+from fiagen.train.validate import validation
 
 
 def _meta(mask: str, recon: str, ratio: float = 1.0, side: str = "target") -> dict:
@@ -87,7 +87,8 @@ def _batches(rank: int, world: int) -> list[dict]:
 
 def test_validate_merges_every_workers_share(monkeypatch: pytest.MonkeyPatch) -> None:
     """With two workers each validates its share; the gathered scores and meta give the one-process breakdown."""
-    auc, loss, single = validate(_Scorer(), _batches(0, 1), TrainConfig(), Context())
+    one = validation(_Scorer(), _batches(0, 1), TrainConfig(), Context())
+    single = one.per_group
     assert single["mask:hull81"] == 1.0 and single["mask:eyes"] == pytest.approx(0.5)  # eyes fakes score as reals
     shares: list = []
 
@@ -96,10 +97,11 @@ def test_validate_merges_every_workers_share(monkeypatch: pytest.MonkeyPatch) ->
         out[:] = [shares[-1], shares[0]] if len(shares) == 2 else [mine, mine]
 
     monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
-    validate(_Scorer(), _batches(1, 2), TrainConfig(), Context(rank=1, world=2))
-    two = validate(_Scorer(), _batches(0, 2), TrainConfig(), Context(rank=0, world=2))
+    validation(_Scorer(), _batches(1, 2), TrainConfig(), Context(rank=1, world=2))
+    two = validation(_Scorer(), _batches(0, 2), TrainConfig(), Context(rank=0, world=2))
     assert len(shares[0][2]) == len(shares[1][2]) == 6  # the meta travels with the scores
-    assert two[0] == pytest.approx(auc) and two[1] == pytest.approx(loss) and two[2] == pytest.approx(single)
+    assert two.auc == pytest.approx(one.auc) and two.loss == pytest.approx(one.loss)
+    assert two.per_group == pytest.approx(single)
 
 
 class _NoMeta(Dataset):

@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -26,6 +27,9 @@ from fiagen.generate.crop import eval_crop
 from fiagen.manifests.suites.listing import EvalItem
 from fiagen.precompute.faces import Detection, FaceLandmarker, PassCounts
 from fiagen.precompute.video import DecodeError, SampledFrames
+
+if TYPE_CHECKING:  # the decode side never imports torch
+    import torch
 
 NO_FACE_SCORE = 0.5
 AGGREGATION = "frame = max over faces; video = mean over frames; no face in any frame = 0.5"
@@ -196,7 +200,7 @@ def crops_task(items: list[EvalItem], modes: list[str], frames: int, size: int, 
     return crops, results
 
 
-def predict(model, crops: np.ndarray, batch_size: int, device) -> np.ndarray:
+def predict(model: torch.nn.Module, crops: np.ndarray, batch_size: int, device: torch.device | str) -> np.ndarray:
     """P(fake) for (N, S, S, 3) uint8 crops: the model's logits (torch module) through a sigmoid, in batches."""
     import torch
 

@@ -24,7 +24,6 @@ TABLE_COLUMNS = ("method", "family", "n_real", "n_fake", "frame_auc", "video_auc
 SMALL_SAMPLE = 10
 SMALL_SAMPLE_NOTE = (f"small_sample = yes: fewer than {SMALL_SAMPLE} real or {SMALL_SAMPLE} fake units; "
                      f"not a reliable figure")
-PERCENT = ("frame_auc", "video_auc", "ap", "eer", "acc")
 
 
 def frame_scores(faces: pd.DataFrame) -> pd.DataFrame:

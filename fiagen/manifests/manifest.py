@@ -56,10 +56,12 @@ def read_manifest(out: Path) -> pd.DataFrame:
 
 
 def write_run_report(out: Path, report: dict[str, Any]) -> None:
+    """Write OUT/run.json (replacing it atomically)."""
     write_text(Path(out) / RUN_NAME, json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_run_report(out: Path) -> dict[str, Any]:
+    """OUT/run.json; ShardError (one line) when OUT holds none."""
     path = Path(out) / RUN_NAME
     if not path.exists():
         raise ShardError(not_precomputed(Path(out), RUN_NAME))

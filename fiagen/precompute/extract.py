@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ class VideoResult:
         }
 
 
-def _stopwatch(totals: dict[str, float]):
+def _stopwatch(totals: dict[str, float]) -> Callable[[str], AbstractContextManager[None]]:
     """A context-manager factory that adds the seconds spent in each block to totals[step]."""
 
     @contextmanager

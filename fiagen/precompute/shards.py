@@ -43,7 +43,6 @@ from fiagen.core.files import sha256_file
 
 SCHEMA_VERSION = 1
 IMAGE_KINDS = ("image", "ae", "sr")
-COMPRESSIONS = ("none", "gzip")
 GZIP_LEVEL = 1
 
 
@@ -86,6 +85,7 @@ def shard_name(index: int) -> str:
 
 
 def row_key(row: int) -> str:
+    """The key of a row in a shard (zero-padded, so keys sort as rows do)."""
     return f"{row:06d}"
 
 

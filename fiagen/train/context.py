@@ -43,6 +43,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def autocast(cfg: TrainConfig, device: torch.device) -> Any:
+    """bf16 autocast on CUDA when cfg.amp; otherwise a no-op context."""
     if device.type == "cuda" and cfg.amp:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()

@@ -44,7 +44,6 @@ class Detector(nn.Module):
         info = net.feature_info[-PYRAMID_LEVELS:]
         self.stage_indices = [len(net.feature_info) - len(info) + i for i in range(len(info))]
         self.stage_channels = [int(f["num_chs"]) for f in info]
-        self.stage_reductions = [int(f["reduction"]) for f in info]
 
     @property
     def weights(self) -> str:

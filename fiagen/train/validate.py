@@ -26,13 +26,6 @@ class Validation:
     labels: torch.Tensor
 
 
-def validate(detector: torch.nn.Module, loader: DataLoader, cfg: TrainConfig, ctx: Context,
-             groups: list[str] | None = None) -> tuple[float, float, dict[str, float] | None]:
-    """(AUC, BCE loss, AUC per pseudo-fake group) of `validation`."""
-    v = validation(detector, loader, cfg, ctx, groups)
-    return v.auc, v.loss, v.per_group
-
-
 @torch.no_grad()
 def validation(detector: torch.nn.Module, loader: DataLoader, cfg: TrainConfig, ctx: Context,
                groups: list[str] | None = None) -> Validation:

@@ -94,6 +94,7 @@ def unlisted_media(folders: Iterable[Path], *listed: Iterable[EvalItem], recursi
 
 
 def split_found(found: Iterable[EvalItem]) -> tuple[list[EvalItem], list[EvalItem]]:
+    """(items whose file exists, items whose file is missing), in order."""
     items, missing = [], []
     for it in found:
         (items if it.path.exists() else missing).append(it)

