@@ -195,8 +195,8 @@ def test_group_sigterm_in_the_second_stage_of_a_pipeline_then_the_rerun_repeats_
 
 @pytest.mark.slow
 @pytest.mark.realmedia
-def test_group_sigterm_to_two_ray_train_workers_stops_them_at_one_step_then_resume_continues(shards_small: Path,
-                                                                                       tmp_path: Path) -> None:
+def test_group_sigterm_to_two_ray_train_workers_stops_them_at_one_step_then_resume_continues(
+        shards_small: Path, tmp_path: Path) -> None:
     """The local Ray's head runs in a session of its own (fiagen.cluster.head): the group's signal reaches the
     driver alone, whose relay stops both workers after the same step, and --resume continues from there.
     Before, the signal also ended the GCS and the raylet, and the driver waited 60 s on the GCS."""

@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:  # spandrel loads with the first model
-    from spandrel import ImageModelDescriptor
-
 from fiagen.core.errors import first_line
 from fiagen.core.files import load_plain, sha256_file
 from fiagen.precompute.reconstruct.base import (
@@ -27,6 +24,9 @@ from fiagen.precompute.reconstruct.base import (
     batch_size_for,
     super_resolve,
 )
+
+if TYPE_CHECKING:  # spandrel loads with the first model
+    from spandrel import ImageModelDescriptor
 
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 
